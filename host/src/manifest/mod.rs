@@ -1,0 +1,361 @@
+//! `components.toml`: what a host loads. Parsing ([`raw`]) is kept apart from
+//! validation (this module): [`Manifest::load`] returns either a manifest the
+//! host can run from without further checks, or an error naming the file, the
+//! component and the field.
+
+mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::capability::HostInterface;
+use crate::router::{RoutePattern, RouteTable};
+use raw::{RawComponent, RawLimits, RawManifest, RawSize};
+
+/// A manifest that failed to load or validate.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read manifest `{file}`: {source}")]
+    Read {
+        /// The manifest path.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("{file}: {message}")]
+    Syntax {
+        /// The manifest path.
+        file: PathBuf,
+        /// What the TOML parser said, with line and column.
+        message: String,
+    },
+    /// A field holds a value the host cannot run with.
+    #[error("{file}: component `{component}`: field `{field}`: {message}")]
+    Invalid {
+        /// The manifest path.
+        file: PathBuf,
+        /// The component whose entry is wrong (`defaults` for `[defaults]`).
+        component: String,
+        /// The field, as a dotted TOML path inside the component's table.
+        field: String,
+        /// What is wrong, in a sentence.
+        message: String,
+    },
+}
+
+/// A validated component name: 1–64 characters of `a-z`, `0-9`, `-`, `_`,
+/// starting with a letter. Safe in file names, schemas, metrics and headers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ComponentName(Arc<str>);
+
+impl ComponentName {
+    /// Checks `name` and wraps it.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let mut chars = name.chars();
+        let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !starts_with_letter || !rest_ok || name.len() > 64 {
+            return Err(format!(
+                "`{name}` is not a valid component name: use 1-64 characters of a-z, 0-9, `-` and `_`, starting with a letter"
+            ));
+        }
+        Ok(Self(name.into()))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ComponentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The validated manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Every component, by name.
+    pub components: BTreeMap<ComponentName, ComponentSpec>,
+}
+
+/// One component as the host runs it.
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    /// Its name.
+    pub name: ComponentName,
+    /// The `.wasm` file, resolved against the manifest's directory.
+    pub wasm: PathBuf,
+    /// The crate it is built from, if the manifest says.
+    pub source_crate: Option<String>,
+    /// The paths it answers.
+    pub routes: Vec<RouteSpec>,
+    /// Values for `wharf:host/config`.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// What it may use.
+    pub grants: Grants,
+    /// Its limits.
+    pub limits: Limits,
+}
+
+/// One route of a component.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// The path pattern.
+    pub pattern: RoutePattern,
+    /// Allowed methods; `None` allows every method.
+    pub methods: Option<BTreeSet<http::Method>>,
+    /// Body cap for requests on this route.
+    pub max_body: u64,
+}
+
+/// What a component may use beyond the sandboxed WASI basics.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// `wharf:host` interfaces it may import.
+    pub interfaces: BTreeSet<HostInterface>,
+    /// Origins it may call over outbound HTTP.
+    pub outbound: Vec<Origin>,
+}
+
+/// An outbound origin: scheme, host and port (`None` = the scheme's default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host name or IP literal, lowercase.
+    pub host: String,
+    /// Port, when the manifest names one.
+    pub port: Option<u16>,
+}
+
+impl Origin {
+    fn parse(text: &str) -> Result<Self, String> {
+        let uri: http::Uri = text
+            .parse()
+            .map_err(|_| format!("`{text}` is not an origin like `https://api.example.com:8443`"))?;
+        let scheme = uri.scheme_str().unwrap_or_default().to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("`{text}` must start with `http://` or `https://`"));
+        }
+        let Some(host) = uri.host() else {
+            return Err(format!("`{text}` names no host"));
+        };
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+            return Err(format!("`{text}` must be an origin without a path"));
+        }
+        Ok(Self { scheme, host: host.to_ascii_lowercase(), port: uri.port_u16() })
+    }
+
+    /// The port requests to this origin use.
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(if self.scheme == "https" { 443 } else { 80 })
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.effective_port())
+    }
+}
+
+/// Resource limits of one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock deadline per request.
+    pub deadline: Duration,
+    /// Linear memory cap per instance, in bytes.
+    pub memory: u64,
+    /// Instances running at once; more requests get 503.
+    pub max_instances: u32,
+    /// Default request body cap, in bytes.
+    pub max_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(10),
+            memory: 64 << 20,
+            max_instances: 100,
+            max_body: 1 << 20,
+        }
+    }
+}
+
+/// The most memory one instance may be granted (the pooling allocator
+/// reserves this much address space per slot).
+pub const MAX_MEMORY_LIMIT: u64 = 1 << 30;
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ManifestError::Read { file: path.to_owned(), source })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates manifest `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Syntax {
+            file: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        let invalid = |component: &str, field: &str, message: String| ManifestError::Invalid {
+            file: path.to_owned(),
+            component: component.to_owned(),
+            field: field.to_owned(),
+            message,
+        };
+
+        let defaults = resolve_limits(&raw.defaults.limits, Limits::default())
+            .map_err(|(field, message)| invalid("defaults", &format!("limits.{field}"), message))?;
+
+        let mut components = BTreeMap::new();
+        for (name, raw_component) in &raw.components {
+            let spec = resolve_component(name, raw_component, defaults, base_dir)
+                .map_err(|(field, message)| invalid(name, &field, message))?;
+            components.insert(spec.name.clone(), spec);
+        }
+
+        let manifest = Self { path: path.to_owned(), components };
+        // Building the table is what finds overlaps between components.
+        RouteTable::build(&manifest).map_err(|overlap| {
+            invalid(overlap.component.as_str(), &overlap.field, overlap.message)
+        })?;
+        Ok(manifest)
+    }
+}
+
+type FieldError = (String, String);
+
+fn resolve_component(
+    name: &str,
+    raw: &RawComponent,
+    defaults: Limits,
+    base_dir: &Path,
+) -> Result<ComponentSpec, FieldError> {
+    let name = ComponentName::parse(name).map_err(|m| ("name".to_owned(), m))?;
+    if raw.wasm.trim().is_empty() {
+        return Err(("wasm".into(), "must name the component's `.wasm` file".into()));
+    }
+    let limits =
+        resolve_limits(&raw.limits, defaults).map_err(|(f, m)| (format!("limits.{f}"), m))?;
+
+    if raw.routes.is_empty() {
+        return Err(("routes".into(), "must list at least one route, e.g. `routes = [{ path = \"/hello/*\" }]`".into()));
+    }
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (i, route) in raw.routes.iter().enumerate() {
+        let field = |f: &str| format!("routes[{i}].{f}");
+        let pattern = RoutePattern::parse(&route.path).map_err(|m| (field("path"), m))?;
+        let methods = match &route.methods {
+            None => None,
+            Some(list) if list.is_empty() => {
+                return Err((field("methods"), "must not be empty; leave it out to allow every method".into()));
+            }
+            Some(list) => Some(
+                list.iter()
+                    .map(|m| parse_method(m))
+                    .collect::<Result<BTreeSet<_>, _>>()
+                    .map_err(|m| (field("methods"), m))?,
+            ),
+        };
+        let max_body = match &route.max_body {
+            Some(size) => parse_size(size).map_err(|m| (field("max_body"), m))?,
+            None => limits.max_body,
+        };
+        routes.push(RouteSpec { pattern, methods, max_body });
+    }
+
+    let mut interfaces = BTreeSet::new();
+    for (i, iface) in raw.grants.interfaces.iter().enumerate() {
+        let parsed = HostInterface::from_grant(iface).ok_or_else(|| {
+            (
+                format!("grants.interfaces[{i}]"),
+                format!(
+                    "`{iface}` is not a wharf:host interface; known: {}",
+                    HostInterface::ALL.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        interfaces.insert(parsed);
+    }
+    let outbound = raw
+        .grants
+        .outbound
+        .iter()
+        .enumerate()
+        .map(|(i, o)| Origin::parse(o).map_err(|m| (format!("grants.outbound[{i}]"), m)))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(ComponentSpec {
+        wasm: base_dir.join(&raw.wasm),
+        source_crate: raw.source_crate.clone(),
+        routes,
+        config: Arc::new(raw.config.clone()),
+        grants: Grants { interfaces, outbound },
+        limits,
+        name,
+    })
+}
+
+fn resolve_limits(raw: &RawLimits, base: Limits) -> Result<Limits, FieldError> {
+    let mut limits = base;
+    if let Some(text) = &raw.deadline {
+        let deadline = humantime::parse_duration(text)
+            .map_err(|e| ("deadline".into(), format!("`{text}` is not a duration like \"5s\" or \"500ms\": {e}")))?;
+        if deadline < Duration::from_millis(1) || deadline > Duration::from_secs(3600) {
+            return Err(("deadline".into(), "must be between 1ms and 1h".into()));
+        }
+        limits.deadline = deadline;
+    }
+    if let Some(size) = &raw.memory {
+        let memory = parse_size(size).map_err(|m| ("memory".to_owned(), m))?;
+        if !(64 << 10..=MAX_MEMORY_LIMIT).contains(&memory) {
+            return Err(("memory".into(), "must be between 64KiB and 1GiB".into()));
+        }
+        limits.memory = memory;
+    }
+    if let Some(n) = raw.max_instances {
+        if !(1..=10_000).contains(&n) {
+            return Err(("max_instances".into(), "must be between 1 and 10000".into()));
+        }
+        limits.max_instances = n;
+    }
+    if let Some(size) = &raw.max_body {
+        limits.max_body = parse_size(size).map_err(|m| ("max_body".to_owned(), m))?;
+    }
+    Ok(limits)
+}
+
+fn parse_size(size: &RawSize) -> Result<u64, String> {
+    match size {
+        RawSize::Bytes(n) => Ok(*n),
+        RawSize::Text(text) => text
+            .parse::<bytesize::ByteSize>()
+            .map(|b| b.as_u64())
+            .map_err(|_| format!("`{text}` is not a size like \"1MiB\", \"512KiB\" or a number of bytes")),
+    }
+}
+
+fn parse_method(text: &str) -> Result<http::Method, String> {
+    let valid = !text.is_empty() && text.chars().all(|c| c.is_ascii_uppercase());
+    match http::Method::from_bytes(text.as_bytes()) {
+        Ok(method) if valid => Ok(method),
+        _ => Err(format!("`{text}` is not an HTTP method in upper case, like \"GET\"")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

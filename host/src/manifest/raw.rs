@@ -1,0 +1,131 @@
+//! The manifest exactly as written in `components.toml`: serde structs that
+//! mirror the TOML, with no meaning attached yet. `super::resolve` turns them
+//! into the validated [`super::Manifest`] the host runs from.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawManifest {
+    /// Limits every component starts from; each component may override them.
+    ///
+    /// ```toml
+    /// [defaults.limits]
+    /// deadline = "10s"
+    /// ```
+    #[serde(default)]
+    pub(crate) defaults: RawDefaults,
+
+    /// The components, keyed by name.
+    ///
+    /// ```toml
+    /// [components.hello]
+    /// wasm = "target/wasm32-wasip2/release/hello.wasm"
+    /// ```
+    #[serde(default)]
+    pub(crate) components: BTreeMap<String, RawComponent>,
+}
+
+/// `[defaults]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDefaults {
+    #[serde(default)]
+    pub(crate) limits: RawLimits,
+}
+
+/// One `[components.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawComponent {
+    /// The compiled component, relative to the manifest's directory.
+    ///
+    /// `wasm = "target/wasm32-wasip2/release/hello.wasm"`
+    pub(crate) wasm: String,
+
+    /// The crate it is built from (informational; shown to operators).
+    ///
+    /// `crate = "components/hello"`
+    #[serde(default, rename = "crate")]
+    pub(crate) source_crate: Option<String>,
+
+    /// The paths this component answers.
+    ///
+    /// `routes = [{ path = "/hello/*", methods = ["GET"] }]`
+    #[serde(default)]
+    pub(crate) routes: Vec<RawRoute>,
+
+    /// Strings the component reads through `wharf:host/config`.
+    ///
+    /// ```toml
+    /// [components.hello.config]
+    /// greeting = "Hello"
+    /// ```
+    #[serde(default)]
+    pub(crate) config: BTreeMap<String, String>,
+
+    /// What the component may use.
+    ///
+    /// `grants = { interfaces = ["config", "log"], outbound = ["http://127.0.0.1:9000"] }`
+    #[serde(default)]
+    pub(crate) grants: RawGrants,
+
+    /// Overrides of `[defaults.limits]`.
+    ///
+    /// `limits = { deadline = "2s", memory = "32MiB" }`
+    #[serde(default)]
+    pub(crate) limits: RawLimits,
+}
+
+/// One entry of `routes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    /// An exact path (`"/"`) or a prefix ending in `/*` (`"/api/events/*"`).
+    pub(crate) path: String,
+    /// Allowed methods; every method when absent. `methods = ["GET", "POST"]`
+    #[serde(default)]
+    pub(crate) methods: Option<Vec<String>>,
+    /// Request body cap for this route, overriding `limits.max_body`.
+    /// `max_body = "20MiB"`
+    #[serde(default)]
+    pub(crate) max_body: Option<RawSize>,
+}
+
+/// `grants`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGrants {
+    /// `wharf:host` interfaces by short name: `interfaces = ["config", "log"]`.
+    #[serde(default)]
+    pub(crate) interfaces: Vec<String>,
+    /// Origins the component may call through `wasi:http/outgoing-handler`:
+    /// `outbound = ["http://127.0.0.1:9000", "https://api.example.com"]`.
+    #[serde(default)]
+    pub(crate) outbound: Vec<String>,
+}
+
+/// `limits` (all optional; unset fields fall back to the defaults).
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    /// Wall-clock time a request may take: `deadline = "5s"`.
+    pub(crate) deadline: Option<String>,
+    /// Linear memory cap per instance: `memory = "64MiB"`.
+    pub(crate) memory: Option<RawSize>,
+    /// Instances of this component running at once: `max_instances = 64`.
+    pub(crate) max_instances: Option<u32>,
+    /// Request body cap: `max_body = "1MiB"`.
+    pub(crate) max_body: Option<RawSize>,
+}
+
+/// A size written as a number of bytes (`1048576`) or with a unit (`"1MiB"`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub(crate) enum RawSize {
+    Bytes(u64),
+    Text(String),
+}

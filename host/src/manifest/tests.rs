@@ -1,0 +1,69 @@
+//! Manifest validation: every file in `testdata/` is a bad manifest beside
+//! the exact error (`.err`) it must produce; the error text is part of the
+//! interface operators read, so it is pinned.
+
+use std::path::Path;
+
+use super::*;
+
+#[test]
+fn bad_manifests_produce_their_documented_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/manifest/testdata");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected = std::fs::read_to_string(path.with_extension("err")).unwrap();
+        let err = Manifest::parse(Path::new("components.toml"), &text)
+            .expect_err(&format!("{} must be refused", path.display()))
+            .to_string();
+        // The first line is pinned; TOML syntax errors go on with a snippet.
+        assert_eq!(err.lines().next(), expected.lines().next(), "{}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 9, "only {checked} bad manifests found");
+}
+
+#[test]
+fn unknown_field_error_names_the_field() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/manifest/testdata/unknown_field.toml"),
+    )
+    .unwrap();
+    let err = Manifest::parse(Path::new("components.toml"), &text).unwrap_err().to_string();
+    assert!(err.contains("unknown field `memory`"), "{err}");
+}
+
+#[test]
+fn limits_inherit_defaults_and_override_per_component_and_route() {
+    let m = Manifest::parse(
+        Path::new("/srv/wharf/components.toml"),
+        r#"
+        [defaults.limits]
+        deadline = "2s"
+        max_body = "64KiB"
+
+        [components.hello]
+        wasm = "target/hello.wasm"
+        routes = [{ path = "/hello/*" }, { path = "/upload", methods = ["POST"], max_body = "20MiB" }]
+        limits = { memory = "32MiB", max_instances = 4 }
+        config = { greeting = "hi" }
+        grants = { interfaces = ["config"], outbound = ["http://127.0.0.1:9000"] }
+        "#,
+    )
+    .unwrap();
+    let hello = &m.components[&ComponentName::parse("hello").unwrap()];
+    assert_eq!(hello.wasm, Path::new("/srv/wharf/target/hello.wasm"));
+    assert_eq!(
+        hello.limits,
+        Limits { deadline: Duration::from_secs(2), memory: 32 << 20, max_instances: 4, max_body: 64 << 10 }
+    );
+    assert_eq!(hello.routes[0].max_body, 64 << 10);
+    assert_eq!(hello.routes[1].max_body, 20 << 20);
+    assert_eq!(hello.config.get("greeting").map(String::as_str), Some("hi"));
+    assert!(hello.grants.interfaces.contains(&HostInterface::Config));
+    assert_eq!(hello.grants.outbound[0].to_string(), "http://127.0.0.1:9000");
+}

@@ -1,0 +1,141 @@
+//! The loaded components and their routes, held as one snapshot behind an
+//! [`ArcSwap`]: a request takes the current snapshot once and keeps it, so
+//! replacing a component (hot swap) never disturbs a request in flight.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::compile_cache::{self, CacheOutcome, CompileCache};
+use crate::manifest::{ComponentName, ComponentSpec, Manifest};
+use crate::router::RouteTable;
+use crate::state::RequestState;
+
+/// One component, compiled, checked and pre-instantiated.
+pub struct LoadedComponent {
+    /// Its manifest entry.
+    pub spec: ComponentSpec,
+    /// Short content hash of the `.wasm` (12 hex digits).
+    pub version: String,
+    /// When this version was loaded.
+    pub loaded_at: SystemTime,
+    /// Whether loading compiled or reused the cache.
+    pub compile: CacheOutcome,
+    /// Ready to instantiate per request.
+    pub pre: ProxyPre<RequestState>,
+    /// One permit per running instance (`limits.max_instances`).
+    pub instances: Arc<Semaphore>,
+}
+
+impl LoadedComponent {
+    /// `NAME@VERSION`, as in the `x-wharf-component` header.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.spec.name, self.version)
+    }
+}
+
+/// Everything a request needs to find its component.
+pub struct Snapshot {
+    /// The components by name.
+    pub components: BTreeMap<ComponentName, Arc<LoadedComponent>>,
+    /// Their routes.
+    pub routes: RouteTable,
+}
+
+/// The host's components, swappable as a whole.
+pub struct Registry {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Registry {
+    /// A registry serving `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self { current: ArcSwap::from_pointee(snapshot) }
+    }
+
+    /// The snapshot to serve one request from.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces the served snapshot atomically.
+    pub fn swap(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
+}
+
+/// Loads components: compile (or reuse the cache), check grants, link.
+pub struct Loader {
+    engine: Engine,
+    linker: Linker<RequestState>,
+    cache: CompileCache,
+}
+
+impl Loader {
+    /// A loader for `engine`, caching artifacts in `cache`.
+    pub fn new(engine: Engine, cache: CompileCache) -> anyhow::Result<Self> {
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        crate::capability::add_to_linker(&mut linker)?;
+        Ok(Self { engine, linker, cache })
+    }
+
+    /// The engine components are compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads one component. Blocking (compilation): call off the async path.
+    pub fn load(&self, spec: &ComponentSpec) -> anyhow::Result<LoadedComponent> {
+        let name = &spec.name;
+        let wasm = std::fs::read(&spec.wasm)
+            .with_context(|| format!("failed to read component `{name}` from `{}`", spec.wasm.display()))?;
+        let digest = compile_cache::digest(&wasm);
+        let (component, compile) = self
+            .cache
+            .load(&self.engine, name.as_str(), &digest[..16], &wasm)
+            .with_context(|| format!("failed to compile component `{name}` from `{}`", spec.wasm.display()))?;
+        crate::grants::check(&self.engine, &component, spec).with_context(|| format!("component `{name}` refused"))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("failed to link component `{name}`"))?;
+        let pre = ProxyPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("component `{name}` does not export `wasi:http/incoming-handler`"))?;
+        Ok(LoadedComponent {
+            version: digest[..12].to_owned(),
+            loaded_at: SystemTime::now(),
+            compile,
+            instances: Arc::new(Semaphore::new(spec.limits.max_instances as usize)),
+            spec: spec.clone(),
+            pre,
+        })
+    }
+
+    /// Loads every component of `manifest` into a snapshot.
+    pub fn load_all(&self, manifest: &Manifest) -> anyhow::Result<Snapshot> {
+        let mut components = BTreeMap::new();
+        for spec in manifest.components.values() {
+            let loaded = self.load(spec)?;
+            tracing::info!(
+                component = %spec.name,
+                version = %loaded.version,
+                compile = loaded.compile.as_str(),
+                "component loaded"
+            );
+            components.insert(spec.name.clone(), Arc::new(loaded));
+        }
+        let routes = RouteTable::build(manifest).map_err(|o| anyhow::anyhow!("{}", o.message))?;
+        Ok(Snapshot { components, routes })
+    }
+}

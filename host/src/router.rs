@@ -1,0 +1,300 @@
+//! Maps a request's path and method to the component that serves it. Built
+//! from the manifest; building it is also where overlapping routes between
+//! components are found and refused.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::manifest::{ComponentName, Manifest};
+
+/// Paths the host answers itself, before any component route.
+pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs"];
+
+/// A route's path: exact (`/`) or a prefix (`/api/events/*`, which matches
+/// `/api/events` and everything below `/api/events/`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoutePattern {
+    /// Matches this path only.
+    Exact(String),
+    /// Matches this path (without trailing slash) and everything below it.
+    Prefix(String),
+}
+
+impl RoutePattern {
+    /// Parses the manifest's `path` syntax.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if !text.starts_with('/') {
+            return Err(format!("`{text}` must start with `/`"));
+        }
+        if text.contains(['?', '#']) || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("`{text}` must be a plain path, without query, fragment or spaces"));
+        }
+        let pattern = match text.strip_suffix("/*") {
+            Some(base) if !base.contains('*') => Self::Prefix(base.to_owned()),
+            _ if text.contains('*') => {
+                return Err(format!("`{text}`: `*` is only allowed as a final `/*` (a prefix route)"));
+            }
+            _ => Self::Exact(text.to_owned()),
+        };
+        if RESERVED_PATHS.iter().any(|reserved| pattern.is_within(reserved)) {
+            return Err(format!("`{text}` is reserved by the host ({})", RESERVED_PATHS.join(", ")));
+        }
+        Ok(pattern)
+    }
+
+    /// Whether `path` is served by this pattern.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            Self::Exact(p) => p == path,
+            Self::Prefix(base) => {
+                path == base
+                    || path.strip_prefix(base.as_str()).is_some_and(|rest| rest.starts_with('/'))
+            }
+        }
+    }
+
+    /// Whether every path this pattern matches is also matched by a prefix
+    /// rooted at `path`, i.e. the pattern lies inside `path`'s subtree.
+    fn is_within(&self, path: &str) -> bool {
+        Self::Prefix(path.trim_end_matches('/').to_owned()).matches(self.root())
+    }
+
+    fn root(&self) -> &str {
+        match self {
+            Self::Exact(p) | Self::Prefix(p) => p,
+        }
+    }
+
+    /// Whether some path is matched by both patterns.
+    fn overlaps(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Exact(a), Self::Exact(b)) => a == b,
+            (Self::Exact(a), prefix @ Self::Prefix(_)) | (prefix @ Self::Prefix(_), Self::Exact(a)) => {
+                prefix.matches(a)
+            }
+            (Self::Prefix(a), Self::Prefix(b)) => self.matches(b) || other.matches(a),
+        }
+    }
+}
+
+impl std::fmt::Display for RoutePattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(p) => f.write_str(p),
+            Self::Prefix(p) => write!(f, "{p}/*"),
+        }
+    }
+}
+
+/// Two components claiming the same requests.
+#[derive(Debug)]
+pub struct RouteOverlap {
+    /// The component whose route was refused.
+    pub component: ComponentName,
+    /// The route's field in the manifest (`routes[N].path`).
+    pub field: String,
+    /// What it overlaps with.
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    pattern: RoutePattern,
+    methods: Option<BTreeSet<http::Method>>,
+    component: ComponentName,
+    max_body: u64,
+}
+
+/// Where a request goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteMatch<'a> {
+    /// To this component, with this body cap.
+    Component {
+        /// The component.
+        component: &'a ComponentName,
+        /// Body cap for the matched route.
+        max_body: u64,
+    },
+    /// The path is routed but not for this method.
+    MethodNotAllowed {
+        /// The methods the path accepts, for the `Allow` header.
+        allowed: Vec<http::Method>,
+    },
+    /// No component serves this path.
+    NotFound,
+}
+
+/// The routes of every component of a manifest.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    exact: HashMap<String, Vec<Entry>>,
+    /// Longest prefix first, so the first match is the most specific.
+    prefixes: Vec<Entry>,
+}
+
+impl RouteTable {
+    /// Builds the table, refusing routes of different components that could
+    /// receive the same request.
+    pub fn build(manifest: &Manifest) -> Result<Self, RouteOverlap> {
+        let mut all: Vec<(String, Entry)> = Vec::new();
+        for spec in manifest.components.values() {
+            for (i, route) in spec.routes.iter().enumerate() {
+                let entry = Entry {
+                    pattern: route.pattern.clone(),
+                    methods: route.methods.clone(),
+                    component: spec.name.clone(),
+                    max_body: route.max_body,
+                };
+                if let Some((_, other)) = all.iter().find(|(_, other)| {
+                    other.component != entry.component
+                        && other.pattern.overlaps(&entry.pattern)
+                        && methods_overlap(&other.methods, &entry.methods)
+                }) {
+                    return Err(RouteOverlap {
+                        component: entry.component.clone(),
+                        field: format!("routes[{i}].path"),
+                        message: format!(
+                            "route `{}` overlaps route `{}` of component `{}`",
+                            entry.pattern, other.pattern, other.component
+                        ),
+                    });
+                }
+                all.push((format!("routes[{i}]"), entry));
+            }
+        }
+
+        let mut table = Self::default();
+        for (_, entry) in all {
+            match &entry.pattern {
+                RoutePattern::Exact(path) => table.exact.entry(path.clone()).or_default().push(entry),
+                RoutePattern::Prefix(_) => table.prefixes.push(entry),
+            }
+        }
+        table.prefixes.sort_by_key(|e| std::cmp::Reverse(e.pattern.root().len()));
+        Ok(table)
+    }
+
+    /// Finds the component for `method` on `path`.
+    pub fn route(&self, method: &http::Method, path: &str) -> RouteMatch<'_> {
+        let exact = self.exact.get(path).into_iter().flatten();
+        let prefixes = self.prefixes.iter().filter(|e| e.pattern.matches(path));
+        let mut allowed = BTreeSet::new();
+        for entry in exact.chain(prefixes) {
+            match &entry.methods {
+                Some(methods) if !methods.contains(method) => allowed.extend(methods.iter().cloned()),
+                _ => {
+                    return RouteMatch::Component { component: &entry.component, max_body: entry.max_body };
+                }
+            }
+        }
+        if allowed.is_empty() {
+            RouteMatch::NotFound
+        } else {
+            RouteMatch::MethodNotAllowed { allowed: allowed.into_iter().collect() }
+        }
+    }
+}
+
+fn methods_overlap(a: &Option<BTreeSet<http::Method>>, b: &Option<BTreeSet<http::Method>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => !a.is_disjoint(b),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn manifest(toml: &str) -> Result<Manifest, crate::manifest::ManifestError> {
+        Manifest::parse(Path::new("components.toml"), toml)
+    }
+
+    #[test]
+    fn prefix_matches_its_root_and_below_but_not_siblings() {
+        let p = RoutePattern::parse("/api/events/*").unwrap();
+        assert!(p.matches("/api/events"));
+        assert!(p.matches("/api/events/"));
+        assert!(p.matches("/api/events/42"));
+        assert!(!p.matches("/api/eventsx"));
+        assert!(!p.matches("/api"));
+    }
+
+    #[test]
+    fn routes_to_longest_prefix_and_exact_paths() {
+        let m = manifest(
+            r#"
+            [components.a]
+            wasm = "a.wasm"
+            routes = [{ path = "/" }, { path = "/api/hook/*", methods = ["GET", "POST"] }]
+            [components.b]
+            wasm = "b.wasm"
+            routes = [{ path = "/api/recent/*" }]
+            "#,
+        )
+        .unwrap();
+        let table = RouteTable::build(&m).unwrap();
+        let get = http::Method::GET;
+        let name = |r: RouteMatch<'_>| match r {
+            RouteMatch::Component { component, .. } => component.to_string(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(name(table.route(&get, "/")), "a");
+        assert_eq!(name(table.route(&get, "/api/hook/")), "a");
+        assert_eq!(name(table.route(&get, "/api/recent/bob")), "b");
+        assert_eq!(table.route(&get, "/nothing"), RouteMatch::NotFound);
+        assert_eq!(
+            table.route(&http::Method::DELETE, "/api/hook/"),
+            RouteMatch::MethodNotAllowed { allowed: vec![http::Method::GET, http::Method::POST] }
+        );
+    }
+
+    #[test]
+    fn refuses_overlapping_routes_between_components() {
+        let err = manifest(
+            r#"
+            [components.a]
+            wasm = "a.wasm"
+            routes = [{ path = "/api/*" }]
+            [components.b]
+            wasm = "b.wasm"
+            routes = [{ path = "/api/users/*" }]
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "components.toml: component `b`: field `routes[0].path`: route `/api/users/*` overlaps route `/api/*` of component `a`"
+        );
+    }
+
+    #[test]
+    fn same_path_with_disjoint_methods_is_not_an_overlap() {
+        let m = manifest(
+            r#"
+            [components.reader]
+            wasm = "r.wasm"
+            routes = [{ path = "/items/*", methods = ["GET"] }]
+            [components.writer]
+            wasm = "w.wasm"
+            routes = [{ path = "/items/*", methods = ["POST"] }]
+            "#,
+        )
+        .unwrap();
+        let table = RouteTable::build(&m).unwrap();
+        let RouteMatch::Component { component, .. } = table.route(&http::Method::POST, "/items/1") else {
+            panic!("POST must route");
+        };
+        assert_eq!(component.as_str(), "writer");
+    }
+
+    #[test]
+    fn refuses_routes_on_reserved_host_paths() {
+        for path in ["/healthz", "/docs/*", "/openapi.json"] {
+            assert!(RoutePattern::parse(path).unwrap_err().contains("reserved"), "{path}");
+        }
+        // A catch-all is allowed: host paths are answered before routing.
+        assert!(RoutePattern::parse("/*").is_ok());
+    }
+}

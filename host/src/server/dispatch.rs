@@ -1,0 +1,115 @@
+//! The request path, top to bottom: accept (request id, span) → host paths →
+//! route → read the body under its cap → run the component → respond with
+//! `x-request-id` and `x-wharf-component`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tracing::{Instrument, field};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::error::{HostError, json_response};
+use super::{guest, request_id};
+use crate::Host;
+use crate::router::RouteMatch;
+
+type Response = http::Response<HyperOutgoingBody>;
+
+/// Answers one HTTP request. Never fails: every error becomes a JSON response.
+pub(super) async fn handle(host: Arc<Host>, request: http::Request<Incoming>) -> Response {
+    let request_id = request_id::for_request(request.headers());
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+        component = field::Empty,
+        status = field::Empty,
+    );
+    async move {
+        let mut response = match answer(&host, request).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(&request_id),
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(request_id::HEADER, value);
+        }
+        tracing::Span::current().record("status", response.status().as_u16());
+        tracing::debug!("answered");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn answer(host: &Host, request: http::Request<Incoming>) -> Result<Response, HostError> {
+    if let Some(response) = host_path(host, request.uri().path()) {
+        return Ok(response);
+    }
+    let snapshot = host.registry.snapshot();
+    let (component, max_body) = match snapshot.routes.route(request.method(), request.uri().path()) {
+        RouteMatch::Component { component, max_body } => (component, max_body),
+        RouteMatch::MethodNotAllowed { allowed } => return Err(HostError::MethodNotAllowed { allowed }),
+        RouteMatch::NotFound => return Err(HostError::NotFound { path: request.uri().path().to_owned() }),
+    };
+    let Some(component) = snapshot.components.get(component).cloned() else {
+        return Err(HostError::NotFound { path: request.uri().path().to_owned() });
+    };
+    tracing::Span::current().record("component", component.spec.name.as_str());
+
+    let request = read_body(request, max_body).await?;
+    let label = component.label();
+    let mut response = guest::serve(component, request).await?;
+    if let Ok(value) = HeaderValue::from_str(&label) {
+        response.headers_mut().insert("x-wharf-component", value);
+    }
+    Ok(response)
+}
+
+/// Buffers the body, refusing it as soon as it passes `max_body` (up front
+/// when `Content-Length` already says so). Also makes sure the request has
+/// the authority wasi:http requires.
+async fn read_body(request: http::Request<Incoming>, max_body: u64) -> Result<http::Request<Full<Bytes>>, HostError> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body) {
+        return Err(HostError::BodyTooLarge { limit: max_body });
+    }
+    let (mut parts, body) = request.into_parts();
+    let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(HostError::BodyTooLarge { limit: max_body }),
+        Err(e) => return Err(HostError::BadBody(e.to_string())),
+    };
+    if parts.uri.authority().is_none() && !parts.headers.contains_key(header::HOST) {
+        parts.headers.insert(header::HOST, HeaderValue::from_static("localhost"));
+    }
+    Ok(http::Request::from_parts(parts, Full::new(bytes)))
+}
+
+/// `/healthz` and `/readyz`, answered by the host itself.
+fn host_path(host: &Host, path: &str) -> Option<Response> {
+    match path {
+        "/healthz" => Some(json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
+        "/readyz" => {
+            let snapshot = host.registry.snapshot();
+            let components: serde_json::Map<String, serde_json::Value> = snapshot
+                .components
+                .values()
+                .map(|c| (c.spec.name.to_string(), serde_json::json!({ "status": "ready", "version": c.version })))
+                .collect();
+            Some(json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "status": "ready", "components": components }),
+            ))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,59 @@
+//! The HTTP front door: accept TCP connections, serve HTTP/1.1 with
+//! keep-alive on each, hand every request to [`dispatch::handle`], and on
+//! shutdown stop accepting and let in-flight requests finish.
+
+mod dispatch;
+pub mod error;
+mod guest;
+pub mod request_id;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::Host;
+
+/// How long in-flight requests may take to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTP on `listener` until `shutdown` resolves, then drains.
+pub async fn run(host: Arc<Host>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let host = host.clone();
+        let service = service_fn(move |request| {
+            let host = host.clone();
+            async move { Ok::<_, std::convert::Infallible>(dispatch::handle(host, request).await) }
+        });
+        let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("drain timed out; closing remaining connections");
+    }
+}
