@@ -102,8 +102,11 @@ impl HostError {
     /// The full response for this error.
     pub fn into_response(self, request_id: &str) -> http::Response<HyperOutgoingBody> {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, code = self.code(), "request failed");
+        match &self {
+            // Load shedding is expected behaviour, not a fault.
+            Self::Overloaded(_) => tracing::warn!(code = self.code(), "request shed"),
+            _ if status.is_server_error() => tracing::error!(error = %self, code = self.code(), "request failed"),
+            _ => {}
         }
         let mut response = json_error(status, self.code(), &self.message(), request_id);
         match &self {

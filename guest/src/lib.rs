@@ -1,0 +1,35 @@
+//! The guest side of `wharf:host`: bindings generated from `wit/` once, so
+//! every component crate depends on this instead of running `wit-bindgen`
+//! itself. A component only imports the interfaces whose functions it calls;
+//! unused ones are dropped when the component is linked, so depending on
+//! this crate asks for nothing the code does not use.
+//!
+//! HTTP itself is plain `wasi:http` (use the `wstd` crate).
+
+#![allow(missing_docs, unsafe_code, unreachable_pub)]
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "wharf:host/imports",
+    pub_export_macro: false,
+});
+
+pub use wharf::host::{config, log};
+
+/// Logs a formatted line at `info` through `wharf:host/log`.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Info, &format!($($arg)*)) };
+}
+
+/// Logs a formatted line at `warn` through `wharf:host/log`.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Warn, &format!($($arg)*)) };
+}
+
+/// Logs a formatted line at `error` through `wharf:host/log`.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Error, &format!($($arg)*)) };
+}
