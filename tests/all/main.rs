@@ -1,1 +1,12 @@
+//! Black-box tests: each starts the real `wharf` binary on an ephemeral port
+//! with a temporary data dir and talks HTTP to it. One test binary with a
+//! module per capability keeps link time down.
 
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
+mod support;
+
+mod compile_cache;
+mod manifest;
+mod sandbox;
+mod serving;

@@ -6,4 +6,4 @@ wasmtime::component::bindgen!({
     world: "wharf:host/imports",
 });
 
-pub(crate) use wharf::host::*;
+pub(crate) use self::wharf::host::*;

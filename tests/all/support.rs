@@ -1,0 +1,178 @@
+//! Starting and stopping a real `wharf` for a test, and finding the compiled
+//! test components.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a host may take to compile its components and listen.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The directory holding the compiled `.wasm` components.
+pub fn wasm_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("WHARF_WASM_DIR") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("wasm32-wasip2/release")
+}
+
+/// The compiled component `name`; fails with instructions when missing.
+pub fn wasm(name: &str) -> PathBuf {
+    let path = wasm_dir().join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the components first (`scripts/test.sh` does, or \
+         `cargo build --release --target wasm32-wasip2 -p {name}`)",
+        path.display()
+    );
+    path
+}
+
+/// Replaces `{wasm:NAME}` in a manifest template with the component's path.
+pub fn manifest(template: &str) -> String {
+    let mut out = template.to_owned();
+    while let Some(start) = out.find("{wasm:") {
+        let end = start + out[start..].find('}').expect("unclosed {wasm:");
+        let name = &out[start + 6..end];
+        let path = wasm(name).display().to_string();
+        out.replace_range(start..=end, &path);
+    }
+    out
+}
+
+/// The repository root (where `components.toml` lives).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repo root")
+}
+
+/// A running host.
+pub struct Wharf {
+    child: Child,
+    /// Where it serves HTTP.
+    pub addr: SocketAddr,
+    /// Its data dir (kept for restarts by [`Wharf::restart`]).
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    /// A client for it.
+    pub client: reqwest::Client,
+}
+
+/// A host that refused to start.
+#[derive(Debug)]
+pub struct StartFailure {
+    /// Its exit code.
+    pub code: Option<i32>,
+    /// What it wrote to stderr.
+    pub stderr: String,
+}
+
+impl Wharf {
+    /// Starts a host with `manifest_toml` in a fresh temporary directory.
+    pub async fn start(manifest_toml: &str) -> Wharf {
+        Self::try_start(manifest_toml).await.unwrap_or_else(|f| panic!("wharf failed to start: {f:?}"))
+    }
+
+    /// Like [`Wharf::start`], but returns a start failure instead of panicking.
+    pub async fn try_start(manifest_toml: &str) -> Result<Wharf, StartFailure> {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_owned();
+        std::fs::write(dir.join("components.toml"), manifest(manifest_toml)).expect("write manifest");
+        let mut wharf = Self::launch(&dir).await?;
+        wharf._temp = Some(temp);
+        Ok(wharf)
+    }
+
+    /// Stops this host and starts a new one on the same directory (same
+    /// manifest, same data dir, same compile cache).
+    pub async fn restart(mut self) -> Wharf {
+        let temp = self._temp.take();
+        self.stop();
+        let mut next = Self::launch(&self.dir).await.unwrap_or_else(|f| panic!("restart failed: {f:?}"));
+        next._temp = temp;
+        next
+    }
+
+    async fn launch(dir: &Path) -> Result<Wharf, StartFailure> {
+        let data = dir.join("data");
+        let _ = std::fs::remove_file(data.join("http.addr"));
+        let log_path = dir.join("wharf.log");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .arg("serve")
+            .arg("--manifest")
+            .arg(dir.join("components.toml"))
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&data)
+            .env("WHARF_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn wharf");
+        let started = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(data.join("http.addr")) {
+                if let Ok(addr) = text.trim().parse() {
+                    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+                    return Ok(Wharf { child, addr, dir: dir.to_owned(), _temp: None, client });
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(StartFailure {
+                    code: status.code(),
+                    stderr: std::fs::read_to_string(&log_path).unwrap_or_default(),
+                });
+            }
+            assert!(started.elapsed() < START_TIMEOUT, "wharf did not listen within {START_TIMEOUT:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `http://ADDR{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// Everything the host logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("wharf.log")).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Wharf {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The JSON error body of SPEC §0, checked for shape; returns the code.
+pub async fn error_code(response: reqwest::Response) -> String {
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("x-request-id on every response");
+    let content_type = response.headers().get("content-type").cloned();
+    assert_eq!(content_type.as_ref().and_then(|v| v.to_str().ok()), Some("application/json"));
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    let error = &body["error"];
+    assert_eq!(error["request_id"], serde_json::Value::String(request_id), "{body}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    error["code"].as_str().expect("error.code").to_owned()
+}
