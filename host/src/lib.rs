@@ -7,6 +7,7 @@ pub mod capability;
 pub mod compile_cache;
 pub mod engine;
 pub mod grants;
+pub mod guest_output;
 pub mod limits;
 pub mod manifest;
 pub mod outbound;
@@ -59,7 +60,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         let (loader_ref, manifest_ref) = (&loader, &manifest);
         tokio::task::block_in_place(|| loader_ref.load_all(manifest_ref))?
     };
-    let host = Arc::new(Host { registry: Registry::new(snapshot), loader });
+    let host = Arc::new(Host {
+        registry: Registry::new(snapshot),
+        loader,
+    });
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await

@@ -51,8 +51,17 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { manifest, listen, data_dir } => {
-                wharf::serve(wharf::ServeOptions { manifest, listen, data_dir }).await
+            Command::Serve {
+                manifest,
+                listen,
+                data_dir,
+            } => {
+                wharf::serve(wharf::ServeOptions {
+                    manifest,
+                    listen,
+                    data_dir,
+                })
+                .await
             }
         }
     });
@@ -69,7 +78,9 @@ fn main() -> std::process::ExitCode {
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("WHARF_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),

@@ -57,7 +57,9 @@ pub struct Registry {
 impl Registry {
     /// A registry serving `snapshot`.
     pub fn new(snapshot: Snapshot) -> Self {
-        Self { current: ArcSwap::from_pointee(snapshot) }
+        Self {
+            current: ArcSwap::from_pointee(snapshot),
+        }
     }
 
     /// The snapshot to serve one request from.

@@ -26,17 +26,24 @@ impl RoutePattern {
             return Err(format!("`{text}` must start with `/`"));
         }
         if text.contains(['?', '#']) || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("`{text}` must be a plain path, without query, fragment or spaces"));
+            return Err(format!(
+                "`{text}` must be a plain path, without query, fragment or spaces"
+            ));
         }
         let pattern = match text.strip_suffix("/*") {
             Some(base) if !base.contains('*') => Self::Prefix(base.to_owned()),
             _ if text.contains('*') => {
-                return Err(format!("`{text}`: `*` is only allowed as a final `/*` (a prefix route)"));
+                return Err(format!(
+                    "`{text}`: `*` is only allowed as a final `/*` (a prefix route)"
+                ));
             }
             _ => Self::Exact(text.to_owned()),
         };
         if RESERVED_PATHS.iter().any(|reserved| pattern.is_within(reserved)) {
-            return Err(format!("`{text}` is reserved by the host ({})", RESERVED_PATHS.join(", ")));
+            return Err(format!(
+                "`{text}` is reserved by the host ({})",
+                RESERVED_PATHS.join(", ")
+            ));
         }
         Ok(pattern)
     }
@@ -47,7 +54,9 @@ impl RoutePattern {
             Self::Exact(p) => p == path,
             Self::Prefix(base) => {
                 path == base
-                    || path.strip_prefix(base.as_str()).is_some_and(|rest| rest.starts_with('/'))
+                    || path
+                        .strip_prefix(base.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
             }
         }
     }
@@ -169,7 +178,9 @@ impl RouteTable {
                 RoutePattern::Prefix(_) => table.prefixes.push(entry),
             }
         }
-        table.prefixes.sort_by_key(|e| std::cmp::Reverse(e.pattern.root().len()));
+        table
+            .prefixes
+            .sort_by_key(|e| std::cmp::Reverse(e.pattern.root().len()));
         Ok(table)
     }
 
@@ -182,14 +193,19 @@ impl RouteTable {
             match &entry.methods {
                 Some(methods) if !methods.contains(method) => allowed.extend(methods.iter().cloned()),
                 _ => {
-                    return RouteMatch::Component { component: &entry.component, max_body: entry.max_body };
+                    return RouteMatch::Component {
+                        component: &entry.component,
+                        max_body: entry.max_body,
+                    };
                 }
             }
         }
         if allowed.is_empty() {
             RouteMatch::NotFound
         } else {
-            RouteMatch::MethodNotAllowed { allowed: allowed.into_iter().collect() }
+            RouteMatch::MethodNotAllowed {
+                allowed: allowed.into_iter().collect(),
+            }
         }
     }
 }
@@ -245,7 +261,9 @@ mod tests {
         assert_eq!(table.route(&get, "/nothing"), RouteMatch::NotFound);
         assert_eq!(
             table.route(&http::Method::DELETE, "/api/hook/"),
-            RouteMatch::MethodNotAllowed { allowed: vec![http::Method::GET, http::Method::POST] }
+            RouteMatch::MethodNotAllowed {
+                allowed: vec![http::Method::GET, http::Method::POST]
+            }
         );
     }
 

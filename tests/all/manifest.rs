@@ -18,7 +18,9 @@ async fn refuses_component_with_ungranted_import() {
     .expect("must refuse to start");
     assert_eq!(failure.code, Some(1));
     assert!(
-        failure.stderr.contains("component `misbehave` refused: imports `wharf:host/log@0.1.0` but its grants do not include \"log\""),
+        failure.stderr.contains(
+            "component `misbehave` refused: imports `wharf:host/log@0.1.0` but its grants do not include \"log\""
+        ),
         "{}",
         failure.stderr
     );
@@ -38,7 +40,11 @@ async fn refuses_invalid_manifest_naming_component_and_field() {
     .err()
     .expect("must refuse to start");
     assert_eq!(failure.code, Some(1));
-    assert!(failure.stderr.contains("component `hello`: field `limits.deadline`"), "{}", failure.stderr);
+    assert!(
+        failure.stderr.contains("component `hello`: field `limits.deadline`"),
+        "{}",
+        failure.stderr
+    );
 }
 
 #[tokio::test]
@@ -53,6 +59,10 @@ async fn refuses_missing_wasm_file_naming_the_path() {
     .await
     .err()
     .expect("must refuse to start");
-    assert!(failure.stderr.contains("failed to read component `ghost`"), "{}", failure.stderr);
+    assert!(
+        failure.stderr.contains("failed to read component `ghost`"),
+        "{}",
+        failure.stderr
+    );
     assert!(failure.stderr.contains("does/not/exist.wasm"), "{}", failure.stderr);
 }

@@ -30,6 +30,8 @@ async fn trapping_component_fails_only_its_request() {
     let response = wharf.get("/misbehave/trap").await;
     assert_eq!(response.status(), 500);
     assert_eq!(error_code(response).await, "component_failed");
+    // The guest's panic message (its stderr) is in the host log.
+    assert!(wharf.log().contains("asked to trap"), "{}", wharf.log());
     assert_hello_still_serves(&wharf).await;
     // The same component serves its next request normally: no state leaks.
     assert_eq!(wharf.get("/misbehave/ok").await.status(), 200);

@@ -39,7 +39,13 @@ async fn unrouted_path_is_a_json_404_with_request_id() {
 async fn client_request_id_is_echoed_on_success_and_error() {
     let wharf = Wharf::start(HELLO).await;
     for path in ["/hello/", "/nowhere"] {
-        let response = wharf.client.get(wharf.url(path)).header("x-request-id", "trace-42").send().await.unwrap();
+        let response = wharf
+            .client
+            .get(wharf.url(path))
+            .header("x-request-id", "trace-42")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.headers()["x-request-id"], "trace-42", "{path}");
     }
 }
@@ -76,10 +82,22 @@ async fn body_over_the_route_cap_is_413_whether_declared_or_streamed() {
         "#,
     )
     .await;
-    let small = wharf.client.post(wharf.url("/misbehave/ok")).body(vec![b'x'; 1024]).send().await.unwrap();
+    let small = wharf
+        .client
+        .post(wharf.url("/misbehave/ok"))
+        .body(vec![b'x'; 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(small.status(), 200);
 
-    let declared = wharf.client.post(wharf.url("/misbehave/ok")).body(vec![b'x'; 1025]).send().await.unwrap();
+    let declared = wharf
+        .client
+        .post(wharf.url("/misbehave/ok"))
+        .body(vec![b'x'; 1025])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(declared.status(), 413);
     assert_eq!(error_code(declared).await, "body_too_large");
 

@@ -46,7 +46,10 @@ pub fn manifest(template: &str) -> String {
 
 /// The repository root (where `components.toml` lives).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// A running host.
@@ -73,7 +76,9 @@ pub struct StartFailure {
 impl Wharf {
     /// Starts a host with `manifest_toml` in a fresh temporary directory.
     pub async fn start(manifest_toml: &str) -> Wharf {
-        Self::try_start(manifest_toml).await.unwrap_or_else(|f| panic!("wharf failed to start: {f:?}"))
+        Self::try_start(manifest_toml)
+            .await
+            .unwrap_or_else(|f| panic!("wharf failed to start: {f:?}"))
     }
 
     /// Like [`Wharf::start`], but returns a start failure instead of panicking.
@@ -91,7 +96,9 @@ impl Wharf {
     pub async fn restart(mut self) -> Wharf {
         let temp = self._temp.take();
         self.stop();
-        let mut next = Self::launch(&self.dir).await.unwrap_or_else(|f| panic!("restart failed: {f:?}"));
+        let mut next = Self::launch(&self.dir)
+            .await
+            .unwrap_or_else(|f| panic!("restart failed: {f:?}"));
         next._temp = temp;
         next
     }
@@ -100,7 +107,11 @@ impl Wharf {
         let data = dir.join("data");
         let _ = std::fs::remove_file(data.join("http.addr"));
         let log_path = dir.join("wharf.log");
-        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
             .arg("serve")
             .arg("--manifest")
@@ -116,11 +127,18 @@ impl Wharf {
             .expect("spawn wharf");
         let started = Instant::now();
         loop {
-            if let Ok(text) = std::fs::read_to_string(data.join("http.addr")) {
-                if let Ok(addr) = text.trim().parse() {
-                    let client = reqwest::Client::builder().no_proxy().build().expect("client");
-                    return Ok(Wharf { child, addr, dir: dir.to_owned(), _temp: None, client });
-                }
+            let bound = std::fs::read_to_string(data.join("http.addr"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            if let Some(addr) = bound {
+                let client = reqwest::Client::builder().no_proxy().build().expect("client");
+                return Ok(Wharf {
+                    child,
+                    addr,
+                    dir: dir.to_owned(),
+                    _temp: None,
+                    client,
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(StartFailure {
@@ -128,7 +146,10 @@ impl Wharf {
                     stderr: std::fs::read_to_string(&log_path).unwrap_or_default(),
                 });
             }
-            assert!(started.elapsed() < START_TIMEOUT, "wharf did not listen within {START_TIMEOUT:?}");
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "wharf did not listen within {START_TIMEOUT:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -169,7 +190,10 @@ pub async fn error_code(response: reqwest::Response) -> String {
         .map(str::to_owned)
         .expect("x-request-id on every response");
     let content_type = response.headers().get("content-type").cloned();
-    assert_eq!(content_type.as_ref().and_then(|v| v.to_str().ok()), Some("application/json"));
+    assert_eq!(
+        content_type.as_ref().and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
     let body: serde_json::Value = response.json().await.expect("JSON error body");
     let error = &body["error"];
     assert_eq!(error["request_id"], serde_json::Value::String(request_id), "{body}");

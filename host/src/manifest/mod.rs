@@ -153,7 +153,11 @@ impl Origin {
         if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
             return Err(format!("`{text}` must be an origin without a path"));
         }
-        Ok(Self { scheme, host: host.to_ascii_lowercase(), port: uri.port_u16() })
+        Ok(Self {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port: uri.port_u16(),
+        })
     }
 
     /// The port requests to this origin use.
@@ -199,8 +203,10 @@ pub const MAX_MEMORY_LIMIT: u64 = 1 << 30;
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ManifestError::Read { file: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
         Self::parse(path, &text)
     }
 
@@ -228,11 +234,13 @@ impl Manifest {
             components.insert(spec.name.clone(), spec);
         }
 
-        let manifest = Self { path: path.to_owned(), components };
+        let manifest = Self {
+            path: path.to_owned(),
+            components,
+        };
         // Building the table is what finds overlaps between components.
-        RouteTable::build(&manifest).map_err(|overlap| {
-            invalid(overlap.component.as_str(), &overlap.field, overlap.message)
-        })?;
+        RouteTable::build(&manifest)
+            .map_err(|overlap| invalid(overlap.component.as_str(), &overlap.field, overlap.message))?;
         Ok(manifest)
     }
 }
@@ -249,11 +257,13 @@ fn resolve_component(
     if raw.wasm.trim().is_empty() {
         return Err(("wasm".into(), "must name the component's `.wasm` file".into()));
     }
-    let limits =
-        resolve_limits(&raw.limits, defaults).map_err(|(f, m)| (format!("limits.{f}"), m))?;
+    let limits = resolve_limits(&raw.limits, defaults).map_err(|(f, m)| (format!("limits.{f}"), m))?;
 
     if raw.routes.is_empty() {
-        return Err(("routes".into(), "must list at least one route, e.g. `routes = [{ path = \"/hello/*\" }]`".into()));
+        return Err((
+            "routes".into(),
+            "must list at least one route, e.g. `routes = [{ path = \"/hello/*\" }]`".into(),
+        ));
     }
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (i, route) in raw.routes.iter().enumerate() {
@@ -262,7 +272,10 @@ fn resolve_component(
         let methods = match &route.methods {
             None => None,
             Some(list) if list.is_empty() => {
-                return Err((field("methods"), "must not be empty; leave it out to allow every method".into()));
+                return Err((
+                    field("methods"),
+                    "must not be empty; leave it out to allow every method".into(),
+                ));
             }
             Some(list) => Some(
                 list.iter()
@@ -275,7 +288,11 @@ fn resolve_component(
             Some(size) => parse_size(size).map_err(|m| (field("max_body"), m))?,
             None => limits.max_body,
         };
-        routes.push(RouteSpec { pattern, methods, max_body });
+        routes.push(RouteSpec {
+            pattern,
+            methods,
+            max_body,
+        });
     }
 
     let mut interfaces = BTreeSet::new();
@@ -285,7 +302,11 @@ fn resolve_component(
                 format!("grants.interfaces[{i}]"),
                 format!(
                     "`{iface}` is not a wharf:host interface; known: {}",
-                    HostInterface::ALL.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+                    HostInterface::ALL
+                        .iter()
+                        .map(|i| i.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })?;
@@ -313,8 +334,12 @@ fn resolve_component(
 fn resolve_limits(raw: &RawLimits, base: Limits) -> Result<Limits, FieldError> {
     let mut limits = base;
     if let Some(text) = &raw.deadline {
-        let deadline = humantime::parse_duration(text)
-            .map_err(|e| ("deadline".into(), format!("`{text}` is not a duration like \"5s\" or \"500ms\": {e}")))?;
+        let deadline = humantime::parse_duration(text).map_err(|e| {
+            (
+                "deadline".into(),
+                format!("`{text}` is not a duration like \"5s\" or \"500ms\": {e}"),
+            )
+        })?;
         if deadline < Duration::from_millis(1) || deadline > Duration::from_secs(3600) {
             return Err(("deadline".into(), "must be between 1ms and 1h".into()));
         }

@@ -29,11 +29,12 @@ fn bad_manifests_produce_their_documented_errors() {
 
 #[test]
 fn unknown_field_error_names_the_field() {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/manifest/testdata/unknown_field.toml"),
-    )
-    .unwrap();
-    let err = Manifest::parse(Path::new("components.toml"), &text).unwrap_err().to_string();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/manifest/testdata/unknown_field.toml"))
+            .unwrap();
+    let err = Manifest::parse(Path::new("components.toml"), &text)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown field `memory`"), "{err}");
 }
 
@@ -59,7 +60,12 @@ fn limits_inherit_defaults_and_override_per_component_and_route() {
     assert_eq!(hello.wasm, Path::new("/srv/wharf/target/hello.wasm"));
     assert_eq!(
         hello.limits,
-        Limits { deadline: Duration::from_secs(2), memory: 32 << 20, max_instances: 4, max_body: 64 << 10 }
+        Limits {
+            deadline: Duration::from_secs(2),
+            memory: 32 << 20,
+            max_instances: 4,
+            max_body: 64 << 10
+        }
     );
     assert_eq!(hello.routes[0].max_body, 64 << 10);
     assert_eq!(hello.routes[1].max_body, 20 << 20);

@@ -53,10 +53,16 @@ async fn answer(host: &Host, request: http::Request<Incoming>) -> Result<Respons
     let (component, max_body) = match snapshot.routes.route(request.method(), request.uri().path()) {
         RouteMatch::Component { component, max_body } => (component, max_body),
         RouteMatch::MethodNotAllowed { allowed } => return Err(HostError::MethodNotAllowed { allowed }),
-        RouteMatch::NotFound => return Err(HostError::NotFound { path: request.uri().path().to_owned() }),
+        RouteMatch::NotFound => {
+            return Err(HostError::NotFound {
+                path: request.uri().path().to_owned(),
+            });
+        }
     };
     let Some(component) = snapshot.components.get(component).cloned() else {
-        return Err(HostError::NotFound { path: request.uri().path().to_owned() });
+        return Err(HostError::NotFound {
+            path: request.uri().path().to_owned(),
+        });
     };
     tracing::Span::current().record("component", component.spec.name.as_str());
 
@@ -85,11 +91,15 @@ async fn read_body(request: http::Request<Incoming>, max_body: u64) -> Result<ht
     let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(HostError::BodyTooLarge { limit: max_body }),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(HostError::BodyTooLarge { limit: max_body });
+        }
         Err(e) => return Err(HostError::BadBody(e.to_string())),
     };
     if parts.uri.authority().is_none() && !parts.headers.contains_key(header::HOST) {
-        parts.headers.insert(header::HOST, HeaderValue::from_static("localhost"));
+        parts
+            .headers
+            .insert(header::HOST, HeaderValue::from_static("localhost"));
     }
     Ok(http::Request::from_parts(parts, Full::new(bytes)))
 }
@@ -103,7 +113,12 @@ fn host_path(host: &Host, path: &str) -> Option<Response> {
             let components: serde_json::Map<String, serde_json::Value> = snapshot
                 .components
                 .values()
-                .map(|c| (c.spec.name.to_string(), serde_json::json!({ "status": "ready", "version": c.version })))
+                .map(|c| {
+                    (
+                        c.spec.name.to_string(),
+                        serde_json::json!({ "status": "ready", "version": c.version }),
+                    )
+                })
                 .collect();
             Some(json_response(
                 StatusCode::OK,

@@ -89,7 +89,9 @@ impl HostError {
                 "This path accepts {}.",
                 allowed.iter().map(http::Method::as_str).collect::<Vec<_>>().join(", ")
             ),
-            Self::BodyTooLarge { limit } => format!("The request body is larger than this route accepts ({limit} bytes)."),
+            Self::BodyTooLarge { limit } => {
+                format!("The request body is larger than this route accepts ({limit} bytes).")
+            }
             Self::BadBody(_) => "The request body could not be read.".into(),
             Self::Overloaded(_) => "The service is busy; retry shortly.".into(),
             Self::DeadlineExceeded(_) => "The request took too long and was stopped.".into(),
@@ -117,7 +119,9 @@ impl HostError {
                 }
             }
             Self::Overloaded(_) => {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -126,7 +130,12 @@ impl HostError {
 }
 
 /// A JSON error response in the SPEC §0 shape.
-pub fn json_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> http::Response<HyperOutgoingBody> {
+pub fn json_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> http::Response<HyperOutgoingBody> {
     let body = serde_json::json!({
         "error": { "code": code, "message": message, "request_id": request_id }
     });
@@ -138,7 +147,9 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> http::Resp
     let bytes = Bytes::from(body.to_string());
     let mut response = http::Response::new(full(bytes));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

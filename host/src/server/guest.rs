@@ -19,6 +19,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 use super::error::HostError;
 use crate::capability::config::ConfigCtx;
 use crate::capability::log::LogCtx;
+use crate::guest_output::GuestOutput;
 use crate::limits::{self, DeadlineExceeded, InstanceLimiter, MemoryCapExceeded};
 use crate::outbound::OutboundHooks;
 use crate::registry::LoadedComponent;
@@ -45,8 +46,15 @@ pub(super) async fn serve(
 
     let mut store = new_store(&component);
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let fail = |error: wasmtime::Error| HostError::ComponentFailed { component: name.clone(), error: error.into() };
-    let request = store.data_mut().http().new_incoming_request(Scheme::Http, request).map_err(fail)?;
+    let fail = |error: wasmtime::Error| HostError::ComponentFailed {
+        component: name.clone(),
+        error: error.into(),
+    };
+    let request = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request)
+        .map_err(fail)?;
     let outparam = store.data_mut().http().new_response_outparam(sender).map_err(fail)?;
 
     // The guest runs in its own task so it can keep streaming the body after
@@ -58,7 +66,10 @@ pub(super) async fn serve(
             let _permit = permit;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, request, outparam).await
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, outparam)
+                    .await
             };
             match tokio::time::timeout(deadline, run).await {
                 Err(_elapsed) => Err(Failure::Deadline),
@@ -85,7 +96,10 @@ pub(super) async fn serve(
                 component: name,
                 error: anyhow!("component returned without calling `response-outparam.set`"),
             },
-            Err(join) => HostError::ComponentFailed { component: name, error: anyhow!("guest task failed: {join}") },
+            Err(join) => HostError::ComponentFailed {
+                component: name,
+                error: anyhow!("guest task failed: {join}"),
+            },
         }),
     }
 }
@@ -94,8 +108,11 @@ fn new_store(component: &LoadedComponent) -> Store<RequestState> {
     let spec = &component.spec;
     let state = RequestState {
         table: Default::default(),
-        // No preopens, no environment, no arguments, no network.
-        wasi: WasiCtx::builder().build(),
+        // No preopens, no environment, no arguments, no network; output to the log.
+        wasi: WasiCtx::builder()
+            .stdout(GuestOutput::new(spec.name.clone(), "stdout"))
+            .stderr(GuestOutput::new(spec.name.clone(), "stderr"))
+            .build(),
         http: WasiHttpCtx::new(),
         outbound: OutboundHooks::new(spec.name.clone(), Arc::new(spec.grants.outbound.clone())),
         limiter: InstanceLimiter::new(spec.limits.memory),

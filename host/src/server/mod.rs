@@ -44,7 +44,9 @@ pub async fn run(host: Arc<Host>, listener: TcpListener, shutdown: impl Future<O
             let host = host.clone();
             async move { Ok::<_, std::convert::Infallible>(dispatch::handle(host, request).await) }
         });
-        let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+        let connection = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
