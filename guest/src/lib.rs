@@ -8,13 +8,27 @@
 
 #![allow(missing_docs, unsafe_code, unreachable_pub)]
 
+#[cfg(not(feature = "jobs"))]
 wit_bindgen::generate!({
     path: "../wit",
     world: "wharf:host/imports",
-    pub_export_macro: false,
 });
 
-pub use wharf::host::{config, log};
+// With `jobs`, the world also exports `job-handler`: implement
+// `wharf_guest::job_handler::Guest` and call `wharf_guest::export_job_handler!(T)`.
+#[cfg(feature = "jobs")]
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "wharf:host/job-worker",
+    pub_export_macro: true,
+    export_macro_name: "export_job_handler",
+    default_bindings_module: "wharf_guest",
+});
+
+pub use wharf::host::{config, log, queue, store};
+
+#[cfg(feature = "jobs")]
+pub use exports::wharf::host::job_handler;
 
 /// Logs a formatted line at `info` through `wharf:host/log`.
 #[macro_export]

@@ -8,13 +8,16 @@ pub mod compile_cache;
 pub mod engine;
 pub mod grants;
 pub mod guest_output;
+pub mod instance;
 pub mod limits;
 pub mod manifest;
 pub mod outbound;
+pub mod queue;
 pub mod registry;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,11 +28,12 @@ use anyhow::Context;
 use crate::compile_cache::CompileCache;
 use crate::manifest::Manifest;
 use crate::registry::{Loader, Registry};
+use crate::store::Database;
 
 /// A running host's shared state.
 pub struct Host {
     /// The components being served.
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     /// Loads (and later reloads) components.
     pub loader: Loader,
 }
@@ -43,6 +47,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Where state lives (compile cache, databases, `http.addr`).
     pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL; SQLite under the data dir when `None`.
+    pub database_url: Option<String>,
 }
 
 /// Loads every component and serves until SIGINT or SIGTERM.
@@ -55,15 +61,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let engine = engine::build(instances)?;
     let _ticker = engine::EpochTicker::start(&engine);
     let cache = CompileCache::new(&engine, options.data_dir.join("cache").join("components"));
-    let loader = Loader::new(engine, cache)?;
-    let snapshot = {
-        let (loader_ref, manifest_ref) = (&loader, &manifest);
-        tokio::task::block_in_place(|| loader_ref.load_all(manifest_ref))?
-    };
-    let host = Arc::new(Host {
-        registry: Registry::new(snapshot),
-        loader,
-    });
+    let database = Database::open(options.database_url.as_deref(), &options.data_dir).await?;
+    tracing::info!(backend = database.kind(), "database ready");
+    let loader = Loader::new(engine, cache, database)?;
+    let snapshot = loader.load_all(&manifest).await?;
+    let host = Arc::new(Host { registry: Arc::new(Registry::new(snapshot)), loader });
+    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+    let workers = queue::worker::start_all(host.registry.clone(), workers_stopped);
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -80,6 +84,23 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     );
 
     server::run(host, listener, shutdown_signal()).await;
+    let _ = stop_workers.send(true);
+    let drain = futures_util::future::join_all(workers);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), drain).await.is_err() {
+        tracing::warn!("job workers did not finish in time; their jobs run again after their leases expire");
+    }
+    Ok(())
+}
+
+/// Applies every component's migrations without serving (`wharf migrate`).
+pub async fn migrate(manifest: &std::path::Path, data_dir: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<()> {
+    let manifest = Manifest::load(manifest)?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("failed to create data dir `{}`", data_dir.display()))?;
+    let database = Database::open(database_url, data_dir).await?;
+    for spec in manifest.components.values().filter(|s| s.needs_database()) {
+        registry::prepare_database(&database, spec).await?;
+        println!("{}: up to date", spec.name);
+    }
     Ok(())
 }
 

@@ -85,3 +85,35 @@ pub fn apply(store: &mut Store<RequestState>, deadline: Duration) {
         }
     });
 }
+
+/// How a guest run ended, when it did not end well.
+pub(crate) enum GuestFailure {
+    /// Past its deadline (trapped by the epoch callback or timed out waiting).
+    Deadline,
+    /// Tried to grow memory past its cap.
+    Memory,
+    /// Trapped for another reason (panic, unreachable, host error).
+    Trap(anyhow::Error),
+}
+
+impl GuestFailure {
+    /// A one-line description, for job errors and logs.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Deadline => "deadline exceeded".into(),
+            Self::Memory => "memory cap exceeded".into(),
+            Self::Trap(error) => format!("trapped: {error:#}"),
+        }
+    }
+}
+
+/// Sorts an error from a guest call into a [`GuestFailure`].
+pub(crate) fn classify(error: wasmtime::Error, memory_cap_hit: bool) -> GuestFailure {
+    if error.downcast_ref::<DeadlineExceeded>().is_some() {
+        GuestFailure::Deadline
+    } else if memory_cap_hit || error.downcast_ref::<MemoryCapExceeded>().is_some() {
+        GuestFailure::Memory
+    } else {
+        GuestFailure::Trap(error.into())
+    }
+}

@@ -36,6 +36,21 @@ enum Command {
         /// Where the host keeps its state.
         #[arg(long, default_value = "./data", env = "WHARF_DATA_DIR")]
         data_dir: PathBuf,
+        /// PostgreSQL URL; SQLite files under the data dir when unset.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+    /// Apply every component's migrations, then exit.
+    Migrate {
+        /// The manifest.
+        #[arg(long, default_value = "components.toml", env = "WHARF_MANIFEST")]
+        manifest: PathBuf,
+        /// Where the host keeps its state.
+        #[arg(long, default_value = "./data", env = "WHARF_DATA_DIR")]
+        data_dir: PathBuf,
+        /// PostgreSQL URL; SQLite files under the data dir when unset.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
 }
 
@@ -51,17 +66,11 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve {
-                manifest,
-                listen,
-                data_dir,
-            } => {
-                wharf::serve(wharf::ServeOptions {
-                    manifest,
-                    listen,
-                    data_dir,
-                })
-                .await
+            Command::Serve { manifest, listen, data_dir, database_url } => {
+                wharf::serve(wharf::ServeOptions { manifest, listen, data_dir, database_url }).await
+            }
+            Command::Migrate { manifest, data_dir, database_url } => {
+                wharf::migrate(&manifest, &data_dir, database_url.as_deref()).await
             }
         }
     });

@@ -8,15 +8,17 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::capability::JobWorkerPre;
 use crate::compile_cache::{self, CacheOutcome, CompileCache};
 use crate::manifest::{ComponentName, ComponentSpec, Manifest};
 use crate::router::RouteTable;
 use crate::state::RequestState;
+use crate::store::{ComponentDb, Database};
 
 /// One component, compiled, checked and pre-instantiated.
 pub struct LoadedComponent {
@@ -32,6 +34,14 @@ pub struct LoadedComponent {
     pub pre: ProxyPre<RequestState>,
     /// One permit per running instance (`limits.max_instances`).
     pub instances: Arc<Semaphore>,
+    /// Its database, when it has one.
+    pub db: Option<ComponentDb>,
+    /// Ready to instantiate for jobs, when it exports `job-handler`.
+    pub jobs: Option<JobWorkerPre<RequestState>>,
+    /// Woken when jobs are committed, so idle workers start at once.
+    pub jobs_ready: Arc<Notify>,
+    /// One permit per job running at once (`queue.workers`).
+    pub job_slots: Arc<Semaphore>,
 }
 
 impl LoadedComponent {
@@ -78,16 +88,22 @@ pub struct Loader {
     engine: Engine,
     linker: Linker<RequestState>,
     cache: CompileCache,
+    database: Database,
 }
 
 impl Loader {
     /// A loader for `engine`, caching artifacts in `cache`.
-    pub fn new(engine: Engine, cache: CompileCache) -> anyhow::Result<Self> {
+    pub fn new(engine: Engine, cache: CompileCache, database: Database) -> anyhow::Result<Self> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         crate::capability::add_to_linker(&mut linker)?;
-        Ok(Self { engine, linker, cache })
+        Ok(Self { engine, linker, cache, database })
+    }
+
+    /// The host's database.
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 
     /// The engine components are compiled for.
@@ -95,8 +111,34 @@ impl Loader {
         &self.engine
     }
 
-    /// Loads one component. Blocking (compilation): call off the async path.
-    pub fn load(&self, spec: &ComponentSpec) -> anyhow::Result<LoadedComponent> {
+    /// Loads one component: compile (or reuse the cache), check grants,
+    /// link, then prepare its database (jobs table, migrations). Nothing is
+    /// served from it until this returns.
+    pub async fn load(&self, spec: &ComponentSpec) -> anyhow::Result<LoadedComponent> {
+        let (pre, jobs, version, compile) = tokio::task::block_in_place(|| self.compile_and_link(spec))?;
+        let db = match spec.needs_database() {
+            false => None,
+            true => Some(prepare_database(&self.database, spec).await?),
+        };
+        Ok(LoadedComponent {
+            version,
+            loaded_at: SystemTime::now(),
+            compile,
+            instances: Arc::new(Semaphore::new(spec.limits.max_instances as usize)),
+            db,
+            jobs,
+            jobs_ready: Arc::new(Notify::new()),
+            job_slots: Arc::new(Semaphore::new(spec.queue.workers as usize)),
+            spec: spec.clone(),
+            pre,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn compile_and_link(
+        &self,
+        spec: &ComponentSpec,
+    ) -> anyhow::Result<(ProxyPre<RequestState>, Option<JobWorkerPre<RequestState>>, String, CacheOutcome)> {
         let name = &spec.name;
         let wasm = std::fs::read(&spec.wasm)
             .with_context(|| format!("failed to read component `{name}` from `{}`", spec.wasm.display()))?;
@@ -111,24 +153,19 @@ impl Loader {
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("failed to link component `{name}`"))?;
+        // A component without a job handler simply gets no workers.
+        let jobs = JobWorkerPre::new(instance_pre.clone()).ok();
         let pre = ProxyPre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("component `{name}` does not export `wasi:http/incoming-handler`"))?;
-        Ok(LoadedComponent {
-            version: digest[..12].to_owned(),
-            loaded_at: SystemTime::now(),
-            compile,
-            instances: Arc::new(Semaphore::new(spec.limits.max_instances as usize)),
-            spec: spec.clone(),
-            pre,
-        })
+        Ok((pre, jobs, digest[..12].to_owned(), compile))
     }
 
     /// Loads every component of `manifest` into a snapshot.
-    pub fn load_all(&self, manifest: &Manifest) -> anyhow::Result<Snapshot> {
+    pub async fn load_all(&self, manifest: &Manifest) -> anyhow::Result<Snapshot> {
         let mut components = BTreeMap::new();
         for spec in manifest.components.values() {
-            let loaded = self.load(spec)?;
+            let loaded = self.load(spec).await?;
             tracing::info!(
                 component = %spec.name,
                 version = %loaded.version,
@@ -140,4 +177,19 @@ impl Loader {
         let routes = RouteTable::build(manifest).map_err(|o| anyhow::anyhow!("{}", o.message))?;
         Ok(Snapshot { components, routes })
     }
+}
+
+/// Opens a component's database and brings it up to date: the queue's
+/// table, then the component's migrations.
+pub async fn prepare_database(database: &Database, spec: &ComponentSpec) -> anyhow::Result<ComponentDb> {
+    let name = &spec.name;
+    let db = database.component(name).await.with_context(|| format!("failed to open the database of `{name}`"))?;
+    crate::queue::jobs::ensure_table(&db).await.with_context(|| format!("failed to create the jobs table of `{name}`"))?;
+    if let Some(dir) = &spec.migrations {
+        let files = crate::store::migrate::read_dir(dir, database.kind())
+            .with_context(|| format!("component `{name}` refused"))?;
+        crate::store::migrate::apply(&db, &files).await.with_context(|| format!("component `{name}` refused"))?;
+        tracing::info!(component = %name, migrations = files.len(), "migrations up to date");
+    }
+    Ok(db)
 }

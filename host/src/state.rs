@@ -10,6 +10,8 @@ use crate::capability::config::ConfigCtx;
 use crate::capability::log::LogCtx;
 use crate::limits::InstanceLimiter;
 use crate::outbound::OutboundHooks;
+use crate::queue::QueueCtx;
+use crate::store::StoreCtx;
 
 /// Store data of one component instance.
 pub struct RequestState {
@@ -27,6 +29,10 @@ pub struct RequestState {
     pub(crate) config: ConfigCtx,
     /// `wharf:host/log`.
     pub(crate) log: LogCtx,
+    /// `wharf:host/store`.
+    pub(crate) store: StoreCtx,
+    /// `wharf:host/queue`.
+    pub(crate) queue: QueueCtx,
 }
 
 impl WasiView for RequestState {

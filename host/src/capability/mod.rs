@@ -6,6 +6,8 @@ mod bindings;
 pub mod config;
 pub mod log;
 
+pub(crate) use bindings::{Host_Pre as JobWorkerPre, job_handler, queue, store};
+
 use wasmtime::component::Linker;
 
 use crate::state::RequestState;
@@ -17,17 +19,23 @@ pub enum HostInterface {
     Config,
     /// `wharf:host/log`: write log lines.
     Log,
+    /// `wharf:host/store`: SQL on the component's own database.
+    Store,
+    /// `wharf:host/queue`: durable jobs.
+    Queue,
 }
 
 impl HostInterface {
     /// Every interface this host provides.
-    pub const ALL: &'static [HostInterface] = &[Self::Config, Self::Log];
+    pub const ALL: &'static [HostInterface] = &[Self::Config, Self::Log, Self::Store, Self::Queue];
 
     /// The short name used in grants and in the WIT interface name.
     pub fn name(self) -> &'static str {
         match self {
             Self::Config => "config",
             Self::Log => "log",
+            Self::Store => "store",
+            Self::Queue => "queue",
         }
     }
 
@@ -51,5 +59,7 @@ impl HostInterface {
 pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
     config::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
+    crate::store::add_to_linker(linker)?;
+    crate::queue::add_to_linker(linker)?;
     Ok(())
 }

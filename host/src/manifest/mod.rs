@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::capability::HostInterface;
 use crate::router::{RoutePattern, RouteTable};
-use raw::{RawComponent, RawLimits, RawManifest, RawSize};
+use raw::{RawComponent, RawLimits, RawManifest, RawQueue, RawSize};
 
 /// A manifest that failed to load or validate.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +105,36 @@ pub struct ComponentSpec {
     pub grants: Grants,
     /// Its limits.
     pub limits: Limits,
+    /// Its migrations directory, resolved against the manifest's directory.
+    pub migrations: Option<PathBuf>,
+    /// How its jobs are processed.
+    pub queue: QueueSpec,
+}
+
+impl ComponentSpec {
+    /// Whether the component gets a database (it may use the store or the
+    /// queue, or ships migrations).
+    pub fn needs_database(&self) -> bool {
+        self.migrations.is_some()
+            || self.grants.interfaces.contains(&HostInterface::Store)
+            || self.grants.interfaces.contains(&HostInterface::Queue)
+    }
+}
+
+/// Job processing settings of one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Jobs run at once by one host.
+    pub workers: u32,
+    /// Default deliveries before a job is dead.
+    pub max_attempts: u32,
+    /// First retry delay (doubles per attempt, with jitter).
+    pub backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// How long a claimed job stays reserved; a job whose worker died runs
+    /// again after this. At least the deadline, so live workers keep theirs.
+    pub lease: Duration,
 }
 
 /// One route of a component.
@@ -183,6 +213,10 @@ pub struct Limits {
     pub max_instances: u32,
     /// Default request body cap, in bytes.
     pub max_body: u64,
+    /// Most rows one store query may return.
+    pub query_rows: u32,
+    /// Most bytes one store query may return.
+    pub query_bytes: u64,
 }
 
 impl Default for Limits {
@@ -192,6 +226,8 @@ impl Default for Limits {
             memory: 64 << 20,
             max_instances: 100,
             max_body: 1 << 20,
+            query_rows: 10_000,
+            query_bytes: 16 << 20,
         }
     }
 }
@@ -320,7 +356,10 @@ fn resolve_component(
         .map(|(i, o)| Origin::parse(o).map_err(|m| (format!("grants.outbound[{i}]"), m)))
         .collect::<Result<Vec<_>, _>>()?;
 
+    let queue = resolve_queue(&raw.queue, &limits).map_err(|(f, m)| (format!("queue.{f}"), m))?;
     Ok(ComponentSpec {
+        migrations: raw.migrations.as_ref().map(|dir| base_dir.join(dir)),
+        queue,
         wasm: base_dir.join(&raw.wasm),
         source_crate: raw.source_crate.clone(),
         routes,
@@ -361,7 +400,42 @@ fn resolve_limits(raw: &RawLimits, base: Limits) -> Result<Limits, FieldError> {
     if let Some(size) = &raw.max_body {
         limits.max_body = parse_size(size).map_err(|m| ("max_body".to_owned(), m))?;
     }
+    if let Some(rows) = raw.query_rows {
+        if rows == 0 {
+            return Err(("query_rows".into(), "must be at least 1".into()));
+        }
+        limits.query_rows = rows;
+    }
+    if let Some(size) = &raw.query_bytes {
+        limits.query_bytes = parse_size(size).map_err(|m| ("query_bytes".to_owned(), m))?;
+    }
     Ok(limits)
+}
+
+fn resolve_queue(raw: &RawQueue, limits: &Limits) -> Result<QueueSpec, FieldError> {
+    let duration = |field: &str, text: &Option<String>, default: Duration| match text {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(text)
+            .map_err(|e| (field.to_owned(), format!("`{text}` is not a duration like \"1s\": {e}"))),
+    };
+    let workers = raw.workers.unwrap_or(2);
+    if !(1..=256).contains(&workers) {
+        return Err(("workers".into(), "must be between 1 and 256".into()));
+    }
+    let max_attempts = raw.max_attempts.unwrap_or(5);
+    if !(1..=100).contains(&max_attempts) {
+        return Err(("max_attempts".into(), "must be between 1 and 100".into()));
+    }
+    let backoff = duration("backoff", &raw.backoff, Duration::from_secs(1))?;
+    let max_backoff = duration("max_backoff", &raw.max_backoff, Duration::from_secs(300))?;
+    if max_backoff < backoff {
+        return Err(("max_backoff".into(), "must not be shorter than `backoff`".into()));
+    }
+    let lease = duration("lease", &raw.lease, limits.deadline + Duration::from_secs(10))?;
+    if lease <= limits.deadline {
+        return Err(("lease".into(), format!("must be longer than the deadline ({:?})", limits.deadline)));
+    }
+    Ok(QueueSpec { workers, max_attempts, backoff, max_backoff, lease })
 }
 
 fn parse_size(size: &RawSize) -> Result<u64, String> {

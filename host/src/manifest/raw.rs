@@ -78,6 +78,34 @@ pub(crate) struct RawComponent {
     /// `limits = { deadline = "2s", memory = "32MiB" }`
     #[serde(default)]
     pub(crate) limits: RawLimits,
+
+    /// Directory of the component's SQL migrations, relative to the manifest.
+    ///
+    /// `migrations = "components/eye/migrations"`
+    #[serde(default)]
+    pub(crate) migrations: Option<String>,
+
+    /// How the component's jobs are processed.
+    ///
+    /// `queue = { workers = 2, max_attempts = 5, backoff = "1s", max_backoff = "5m" }`
+    #[serde(default)]
+    pub(crate) queue: RawQueue,
+}
+
+/// `queue`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQueue {
+    /// Jobs processed at once by this host: `workers = 2`.
+    pub(crate) workers: Option<u32>,
+    /// Deliveries before a job is dead, unless enqueue says: `max_attempts = 5`.
+    pub(crate) max_attempts: Option<u32>,
+    /// Delay before the first retry; doubles each time: `backoff = "1s"`.
+    pub(crate) backoff: Option<String>,
+    /// Longest delay between retries: `max_backoff = "5m"`.
+    pub(crate) max_backoff: Option<String>,
+    /// How long a claimed job is reserved for its worker: `lease = "30s"`.
+    pub(crate) lease: Option<String>,
 }
 
 /// One entry of `routes`.
@@ -120,6 +148,10 @@ pub(crate) struct RawLimits {
     pub(crate) max_instances: Option<u32>,
     /// Request body cap: `max_body = "1MiB"`.
     pub(crate) max_body: Option<RawSize>,
+    /// Most rows one store query may return: `query_rows = 10000`.
+    pub(crate) query_rows: Option<u32>,
+    /// Most bytes one store query may return: `query_bytes = "16MiB"`.
+    pub(crate) query_bytes: Option<RawSize>,
 }
 
 /// A size written as a number of bytes (`1048576`) or with a unit (`"1MiB"`).

@@ -1,0 +1,45 @@
+//! A fresh store for one request or one job: every capability's context,
+//! the sandboxed WASI context and the limits, built from a loaded component.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::capability::config::ConfigCtx;
+use crate::capability::log::LogCtx;
+use crate::guest_output::GuestOutput;
+use crate::limits::{self, InstanceLimiter};
+use crate::outbound::OutboundHooks;
+use crate::queue::QueueCtx;
+use crate::registry::LoadedComponent;
+use crate::state::RequestState;
+use crate::store::{ResultCaps, StoreCtx};
+
+/// Builds the store an instance of `component` runs in.
+pub fn new_store(component: &LoadedComponent) -> Store<RequestState> {
+    let spec = &component.spec;
+    let caps = ResultCaps {
+        rows: spec.limits.query_rows as usize,
+        bytes: usize::try_from(spec.limits.query_bytes).unwrap_or(usize::MAX),
+    };
+    let state = RequestState {
+        table: Default::default(),
+        // No preopens, no environment, no arguments, no network; output to the log.
+        wasi: WasiCtx::builder()
+            .stdout(GuestOutput::new(spec.name.clone(), "stdout"))
+            .stderr(GuestOutput::new(spec.name.clone(), "stderr"))
+            .build(),
+        http: WasiHttpCtx::new(),
+        outbound: OutboundHooks::new(spec.name.clone(), Arc::new(spec.grants.outbound.clone())),
+        limiter: InstanceLimiter::new(spec.limits.memory),
+        config: ConfigCtx::new(spec.config.clone()),
+        log: LogCtx::new(spec.name.clone()),
+        store: StoreCtx::new(component.db.clone(), caps),
+        queue: QueueCtx::new(component.jobs_ready.clone(), spec.queue.max_attempts),
+    };
+    let mut store = Store::new(component.pre.engine(), state);
+    limits::apply(&mut store, spec.limits.deadline);
+    store
+}

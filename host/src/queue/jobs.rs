@@ -1,0 +1,182 @@
+//! The jobs table (`_wharf_jobs`, in the component's own database so a job
+//! commits in the same transaction as the data it belongs to) and every
+//! statement the queue runs on it. Times are unix milliseconds.
+
+use crate::capability::store::Value;
+use crate::store::{ComponentDb, StoreCtx};
+
+/// Creates the jobs table if missing.
+pub(crate) async fn ensure_table(db: &ComponentDb) -> anyhow::Result<()> {
+    let id = match db {
+        ComponentDb::Sqlite(_) => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        ComponentDb::Postgres(_) => "id BIGSERIAL PRIMARY KEY",
+    };
+    let ddl = format!(
+        "CREATE TABLE IF NOT EXISTS _wharf_jobs (
+            {id},
+            queue TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            run_at BIGINT NOT NULL,
+            lease_until BIGINT,
+            last_error TEXT,
+            idempotency_key TEXT,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS _wharf_jobs_idempotency ON _wharf_jobs (queue, idempotency_key)
+            WHERE idempotency_key IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS _wharf_jobs_ready ON _wharf_jobs (status, run_at);"
+    );
+    match db {
+        ComponentDb::Sqlite(pool) => sqlx::raw_sql(&ddl).execute(pool).await.map(drop)?,
+        ComponentDb::Postgres(pool) => sqlx::raw_sql(&ddl).execute(pool).await.map(drop)?,
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A new job.
+pub(crate) struct NewJob<'a> {
+    pub(crate) queue: &'a str,
+    pub(crate) payload: &'a str,
+    pub(crate) max_attempts: u32,
+    pub(crate) run_at: i64,
+    pub(crate) idempotency_key: Option<&'a str>,
+}
+
+/// Inserts a job through `store` (inside its transaction when one is open);
+/// with an idempotency key already used on the queue, returns that job's id.
+pub(crate) async fn insert(store: &mut StoreCtx, job: NewJob<'_>) -> Result<i64, crate::capability::store::Error> {
+    let now = now_ms();
+    let key = job.idempotency_key.map_or(Value::Null, |k| Value::Text(k.to_owned()));
+    let inserted = store
+        .run_query(
+            "INSERT INTO _wharf_jobs (queue, payload, max_attempts, run_at, idempotency_key, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING id",
+            &[
+                Value::Text(job.queue.to_owned()),
+                Value::Text(job.payload.to_owned()),
+                Value::Integer(job.max_attempts.into()),
+                Value::Integer(job.run_at),
+                key.clone(),
+                Value::Integer(now),
+            ],
+        )
+        .await?;
+    if let Some(id) = first_integer(&inserted.rows) {
+        return Ok(id);
+    }
+    let existing = store
+        .run_query(
+            "SELECT id FROM _wharf_jobs WHERE queue = $1 AND idempotency_key = $2",
+            &[Value::Text(job.queue.to_owned()), key],
+        )
+        .await?;
+    first_integer(&existing.rows)
+        .ok_or_else(|| crate::capability::store::Error::QueryFailed("the job vanished after a key conflict".into()))
+}
+
+fn first_integer(rows: &[Vec<Value>]) -> Option<i64> {
+    match rows.first().and_then(|r| r.first()) {
+        Some(Value::Integer(id)) => Some(*id),
+        _ => None,
+    }
+}
+
+/// A job a worker has claimed.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed {
+    pub(crate) id: i64,
+    pub(crate) queue: String,
+    pub(crate) payload: String,
+    pub(crate) attempts: i64,
+    pub(crate) max_attempts: i64,
+}
+
+/// Takes the next runnable job (due, or running with an expired lease) and
+/// leases it until `lease_until`. On PostgreSQL, `SKIP LOCKED` lets several
+/// hosts on one database claim different jobs at once.
+pub(crate) async fn claim(db: &ComponentDb, lease_until: i64) -> Result<Option<Claimed>, sqlx::Error> {
+    let now = now_ms();
+    let lock = match db {
+        ComponentDb::Sqlite(_) => "",
+        ComponentDb::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+    };
+    let sql = format!(
+        "UPDATE _wharf_jobs SET status = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
+         WHERE id = (
+             SELECT id FROM _wharf_jobs
+             WHERE (status = 'queued' AND run_at <= $2) OR (status = 'running' AND lease_until < $2)
+             ORDER BY run_at, id LIMIT 1 {lock}
+         )
+         RETURNING id, queue, payload, CAST(attempts AS BIGINT) AS attempts, CAST(max_attempts AS BIGINT) AS max_attempts"
+    );
+    let row: Option<(i64, String, String, i64, i64)> = match db {
+        ComponentDb::Sqlite(pool) => sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?,
+        ComponentDb::Postgres(pool) => sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?,
+    };
+    Ok(row.map(|(id, queue, payload, attempts, max_attempts)| Claimed { id, queue, payload, attempts, max_attempts }))
+}
+
+/// Marks a job done.
+pub(crate) async fn complete(db: &ComponentDb, id: i64) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE _wharf_jobs SET status = 'done', lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1";
+    run(db, sql, id, now_ms(), None, None).await
+}
+
+/// Schedules a retry at `run_at`, keeping `error`.
+pub(crate) async fn retry(db: &ComponentDb, id: i64, run_at: i64, error: &str) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE _wharf_jobs SET status = 'queued', lease_until = NULL, run_at = $4, last_error = $3, updated_at = $2 WHERE id = $1";
+    run(db, sql, id, now_ms(), Some(error), Some(run_at)).await
+}
+
+/// Marks a job dead with its last error.
+pub(crate) async fn bury(db: &ComponentDb, id: i64, error: &str) -> Result<(), sqlx::Error> {
+    let sql = "UPDATE _wharf_jobs SET status = 'dead', lease_until = NULL, last_error = $3, updated_at = $2 WHERE id = $1";
+    run(db, sql, id, now_ms(), Some(error), None).await
+}
+
+async fn run(
+    db: &ComponentDb,
+    sql: &str,
+    id: i64,
+    now: i64,
+    error: Option<&str>,
+    run_at: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    // Unused trailing parameters are not bound: each statement uses $1..$N.
+    macro_rules! bind_all {
+        ($pool:expr) => {{
+            let mut q = sqlx::query(sql).bind(id).bind(now);
+            if let Some(e) = error {
+                q = q.bind(e);
+            }
+            if let Some(t) = run_at {
+                q = q.bind(t);
+            }
+            q.execute($pool).await.map(drop)
+        }};
+    }
+    match db {
+        ComponentDb::Sqlite(pool) => bind_all!(pool),
+        ComponentDb::Postgres(pool) => bind_all!(pool),
+    }
+}
+
+/// Counts of jobs by status, for `/readyz` and metrics.
+pub(crate) async fn counts(db: &ComponentDb) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let sql = "SELECT status, COUNT(*) FROM _wharf_jobs GROUP BY status";
+    match db {
+        ComponentDb::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        ComponentDb::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+    }
+}

@@ -1,0 +1,212 @@
+//! Where each component's data lives: a SQLite file of its own under the data
+//! dir, or a PostgreSQL schema owned by a login role of its own (so the
+//! database itself, not the host, stops it from touching other schemas).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::manifest::ComponentName;
+
+/// How long a statement waits for SQLite's write lock before `unavailable`.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for a pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The host's database: which backend, and how to reach it.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// One SQLite file per component in this directory.
+    Sqlite {
+        /// `DATA_DIR/db`.
+        dir: PathBuf,
+    },
+    /// One schema and role per component in this PostgreSQL database.
+    Postgres {
+        /// Connects as the host's (administrative) user.
+        admin: PgPool,
+        /// The admin's connect options, re-used with each component's role.
+        options: Box<PgConnectOptions>,
+        /// Secret the component roles' passwords are derived from, so every
+        /// host sharing the database derives the same ones.
+        secret: Vec<u8>,
+        /// Distinguishes this database's roles from other databases' in the
+        /// same cluster (roles are cluster-wide): a short hash of its name.
+        role_suffix: String,
+    },
+}
+
+/// One component's database handle.
+#[derive(Debug, Clone)]
+pub enum ComponentDb {
+    /// Its SQLite file.
+    Sqlite(SqlitePool),
+    /// Its PostgreSQL schema, through its own role.
+    Postgres(PgPool),
+}
+
+impl Database {
+    /// Opens the backend `database_url` names (PostgreSQL), or SQLite under
+    /// `data_dir` when there is none.
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
+        let Some(url) = database_url.filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://")) else {
+            if let Some(other) = database_url.filter(|u| !u.is_empty()) {
+                anyhow::bail!(
+                    "DATABASE_URL `{}` is not a postgres:// URL; leave it unset for SQLite",
+                    redact(other)
+                );
+            }
+            let dir = data_dir.join("db");
+            std::fs::create_dir_all(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+            return Ok(Self::Sqlite { dir });
+        };
+        let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        let admin = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("failed to connect to PostgreSQL at `{}`", redact(url)))?;
+        let secret = format!("{}|{}", url, "wharf-component-roles").into_bytes();
+        let database: String = sqlx::query_scalar("SELECT current_database()::text").fetch_one(&admin).await?;
+        let role_suffix = hex::encode(&<Sha256 as sha2::Digest>::digest(database.as_bytes())[..4]);
+        Ok(Self::Postgres { admin, options: Box::new(options), secret, role_suffix })
+    }
+
+    /// `sqlite` or `postgres`, for logs and `/readyz`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite { .. } => "sqlite",
+            Self::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        if let Self::Postgres { admin, .. } = self {
+            sqlx::query("SELECT 1").execute(admin).await?;
+        }
+        Ok(())
+    }
+
+    /// Opens (creating on first use) the database of `component`.
+    pub async fn component(&self, component: &ComponentName) -> anyhow::Result<ComponentDb> {
+        match self {
+            Self::Sqlite { dir } => {
+                let path = dir.join(format!("{component}.sqlite"));
+                let options = SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // WAL + NORMAL survives a process crash (kill -9); only an
+                    // OS crash can lose the last transactions.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("failed to open `{}`", path.display()))?;
+                Ok(ComponentDb::Sqlite(pool))
+            }
+            Self::Postgres { admin, options, secret, role_suffix } => {
+                let role = format!("wharf_{component}_{role_suffix}");
+                let password = derive_password(secret, &role);
+                provision_postgres(admin, component.as_str(), &role, &password).await?;
+                let options = (**options)
+                    .clone()
+                    .username(&role)
+                    .password(&password)
+                    .options([("search_path", component.as_str())]);
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("failed to connect to PostgreSQL as role `{role}`"))?;
+                Ok(ComponentDb::Postgres(pool))
+            }
+        }
+    }
+}
+
+/// Creates the component's role and schema if missing. The role owns only
+/// its schema; other components' schemas are owned by other roles, so
+/// PostgreSQL itself refuses cross-component access.
+async fn provision_postgres(admin: &PgPool, schema: &str, role: &str, password: &str) -> anyhow::Result<()> {
+    let mut conn = admin.acquire().await?;
+    // Serialise provisioning across hosts starting at once.
+    sqlx::query("SELECT pg_advisory_lock(hashtext('wharf-provision'))").execute(&mut *conn).await?;
+    let result = async {
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut *conn)
+            .await?;
+        let role_id = quote_ident(role);
+        let verb = if exists { "ALTER" } else { "CREATE" };
+        // Passwords cannot be bound as parameters in DDL; this one is hex.
+        sqlx::raw_sql(&format!(
+            "{verb} ROLE {role_id} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::raw_sql(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {role_id}; REVOKE ALL ON SCHEMA public FROM {role_id}",
+            quote_ident(schema)
+        ))
+        .execute(&mut *conn)
+        .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('wharf-provision'))").execute(&mut *conn).await?;
+    result.with_context(|| format!("failed to provision schema `{schema}` and role `{role}`"))
+}
+
+fn derive_password(secret: &[u8], role: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
+    mac.update(role.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A PostgreSQL identifier, quoted.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A database URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_from_urls() {
+        assert_eq!(redact("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+    }
+
+    #[test]
+    fn quotes_identifiers() {
+        assert_eq!(quote_ident("acme-data"), "\"acme-data\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}
