@@ -65,7 +65,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     tracing::info!(backend = database.kind(), "database ready");
     let loader = Loader::new(engine, cache, database)?;
     let snapshot = loader.load_all(&manifest).await?;
-    let host = Arc::new(Host { registry: Arc::new(Registry::new(snapshot)), loader });
+    let host = Arc::new(Host {
+        registry: Arc::new(Registry::new(snapshot)),
+        loader,
+    });
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
     let workers = queue::worker::start_all(host.registry.clone(), workers_stopped);
 
@@ -86,14 +89,21 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     server::run(host, listener, shutdown_signal()).await;
     let _ = stop_workers.send(true);
     let drain = futures_util::future::join_all(workers);
-    if tokio::time::timeout(std::time::Duration::from_secs(30), drain).await.is_err() {
+    if tokio::time::timeout(std::time::Duration::from_secs(30), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("job workers did not finish in time; their jobs run again after their leases expire");
     }
     Ok(())
 }
 
 /// Applies every component's migrations without serving (`wharf migrate`).
-pub async fn migrate(manifest: &std::path::Path, data_dir: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<()> {
+pub async fn migrate(
+    manifest: &std::path::Path,
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<()> {
     let manifest = Manifest::load(manifest)?;
     std::fs::create_dir_all(data_dir).with_context(|| format!("failed to create data dir `{}`", data_dir.display()))?;
     let database = Database::open(database_url, data_dir).await?;

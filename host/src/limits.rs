@@ -102,7 +102,9 @@ impl GuestFailure {
         match self {
             Self::Deadline => "deadline exceeded".into(),
             Self::Memory => "memory cap exceeded".into(),
-            Self::Trap(error) => format!("trapped: {error:#}"),
+            // The root cause is the trap itself; the full chain (with the
+            // wasm backtrace) goes to the log where the failure is handled.
+            Self::Trap(error) => format!("trapped: {}", error.root_cause()),
         }
     }
 }

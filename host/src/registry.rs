@@ -98,7 +98,12 @@ impl Loader {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         crate::capability::add_to_linker(&mut linker)?;
-        Ok(Self { engine, linker, cache, database })
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            database,
+        })
     }
 
     /// The host's database.
@@ -138,7 +143,12 @@ impl Loader {
     fn compile_and_link(
         &self,
         spec: &ComponentSpec,
-    ) -> anyhow::Result<(ProxyPre<RequestState>, Option<JobWorkerPre<RequestState>>, String, CacheOutcome)> {
+    ) -> anyhow::Result<(
+        ProxyPre<RequestState>,
+        Option<JobWorkerPre<RequestState>>,
+        String,
+        CacheOutcome,
+    )> {
         let name = &spec.name;
         let wasm = std::fs::read(&spec.wasm)
             .with_context(|| format!("failed to read component `{name}` from `{}`", spec.wasm.display()))?;
@@ -183,12 +193,19 @@ impl Loader {
 /// table, then the component's migrations.
 pub async fn prepare_database(database: &Database, spec: &ComponentSpec) -> anyhow::Result<ComponentDb> {
     let name = &spec.name;
-    let db = database.component(name).await.with_context(|| format!("failed to open the database of `{name}`"))?;
-    crate::queue::jobs::ensure_table(&db).await.with_context(|| format!("failed to create the jobs table of `{name}`"))?;
+    let db = database
+        .component(name)
+        .await
+        .with_context(|| format!("failed to open the database of `{name}`"))?;
+    crate::queue::jobs::ensure_table(&db)
+        .await
+        .with_context(|| format!("failed to create the jobs table of `{name}`"))?;
     if let Some(dir) = &spec.migrations {
         let files = crate::store::migrate::read_dir(dir, database.kind())
             .with_context(|| format!("component `{name}` refused"))?;
-        crate::store::migrate::apply(&db, &files).await.with_context(|| format!("component `{name}` refused"))?;
+        crate::store::migrate::apply(&db, &files)
+            .await
+            .with_context(|| format!("component `{name}` refused"))?;
         tracing::info!(component = %name, migrations = files.len(), "migrations up to date");
     }
     Ok(db)

@@ -8,5 +8,7 @@ mod support;
 
 mod compile_cache;
 mod manifest;
+mod queue;
 mod sandbox;
 mod serving;
+mod store;

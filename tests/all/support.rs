@@ -32,9 +32,10 @@ pub fn wasm(name: &str) -> PathBuf {
     path
 }
 
-/// Replaces `{wasm:NAME}` in a manifest template with the component's path.
+/// Replaces `{wasm:NAME}` in a manifest template with the component's path
+/// and `{repo}` with the repository root.
 pub fn manifest(template: &str) -> String {
-    let mut out = template.to_owned();
+    let mut out = template.replace("{repo}", &repo_root().display().to_string());
     while let Some(start) = out.find("{wasm:") {
         let end = start + out[start..].find('}').expect("unclosed {wasm:");
         let name = &out[start + 6..end];
@@ -52,6 +53,95 @@ pub fn repo_root() -> PathBuf {
         .expect("repo root")
 }
 
+/// Which database a host under test uses.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// SQLite files in the data dir.
+    Sqlite,
+    /// A fresh PostgreSQL database (URL) on the server the test command started.
+    Postgres(String),
+}
+
+impl Backend {
+    /// A new, empty PostgreSQL database on the test server, or `None` (with a
+    /// loud message) when no server was provided. Under `CI=true` a missing
+    /// server fails the test instead.
+    pub async fn postgres() -> Option<Backend> {
+        let Ok(admin_url) = std::env::var("WHARF_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "WHARF_TEST_POSTGRES_URL is not set: CI must run the PostgreSQL tests (use scripts/test.sh)"
+            );
+            eprintln!("!!! SKIPPING a PostgreSQL test: WHARF_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)");
+            return None;
+        };
+        let name = format!("wharf_t_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .expect("connect to the test PostgreSQL");
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+        Some(Backend::Postgres(format!("{base}/{name}")))
+    }
+
+    fn database_url(&self) -> Option<&str> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres(url) => Some(url),
+        }
+    }
+}
+
+/// Declares one test per backend: `NAME::sqlite` and `NAME::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($(#[$meta:meta])* async fn $name:ident($backend:ident: Backend) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::support::Backend;
+
+            async fn case($backend: Backend) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                case(Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(backend) = Backend::postgres().await {
+                    case(backend).await
+                }
+            }
+        }
+    };
+}
+
+/// Polls `check` until it returns `Some`, failing after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A running host.
 pub struct Wharf {
     child: Child,
@@ -62,6 +152,8 @@ pub struct Wharf {
     _temp: Option<tempfile::TempDir>,
     /// A client for it.
     pub client: reqwest::Client,
+    /// Its database.
+    pub backend: Backend,
 }
 
 /// A host that refused to start.
@@ -83,10 +175,22 @@ impl Wharf {
 
     /// Like [`Wharf::start`], but returns a start failure instead of panicking.
     pub async fn try_start(manifest_toml: &str) -> Result<Wharf, StartFailure> {
+        Self::try_start_on(manifest_toml, Backend::Sqlite).await
+    }
+
+    /// Starts a host with `manifest_toml` on `backend`.
+    pub async fn start_on(manifest_toml: &str, backend: Backend) -> Wharf {
+        Self::try_start_on(manifest_toml, backend)
+            .await
+            .unwrap_or_else(|f| panic!("wharf failed to start: {f:?}"))
+    }
+
+    /// Like [`Wharf::start_on`], but returns a start failure instead of panicking.
+    pub async fn try_start_on(manifest_toml: &str, backend: Backend) -> Result<Wharf, StartFailure> {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = temp.path().to_owned();
         std::fs::write(dir.join("components.toml"), manifest(manifest_toml)).expect("write manifest");
-        let mut wharf = Self::launch(&dir).await?;
+        let mut wharf = Self::launch(&dir, backend).await?;
         wharf._temp = Some(temp);
         Ok(wharf)
     }
@@ -96,14 +200,29 @@ impl Wharf {
     pub async fn restart(mut self) -> Wharf {
         let temp = self._temp.take();
         self.stop();
-        let mut next = Self::launch(&self.dir)
+        let mut next = self
+            .relaunch()
             .await
             .unwrap_or_else(|f| panic!("restart failed: {f:?}"));
         next._temp = temp;
         next
     }
 
-    async fn launch(dir: &Path) -> Result<Wharf, StartFailure> {
+    /// Kills this host (SIGKILL, like `kill -9`) and tries to start a new one
+    /// on the same directory and database.
+    pub async fn try_restart(mut self) -> Result<Wharf, StartFailure> {
+        let temp = self._temp.take();
+        self.stop();
+        let mut next = self.relaunch().await?;
+        next._temp = temp;
+        Ok(next)
+    }
+
+    async fn relaunch(&self) -> Result<Wharf, StartFailure> {
+        Self::launch(&self.dir, self.backend.clone()).await
+    }
+
+    async fn launch(dir: &Path, backend: Backend) -> Result<Wharf, StartFailure> {
         let data = dir.join("data");
         let _ = std::fs::remove_file(data.join("http.addr"));
         let log_path = dir.join("wharf.log");
@@ -121,6 +240,8 @@ impl Wharf {
             .arg("--data-dir")
             .arg(&data)
             .env("WHARF_LOG", "info")
+            .env_remove("DATABASE_URL")
+            .envs(backend.database_url().map(|url| ("DATABASE_URL", url)))
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -138,6 +259,7 @@ impl Wharf {
                     dir: dir.to_owned(),
                     _temp: None,
                     client,
+                    backend,
                 });
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -164,6 +286,20 @@ impl Wharf {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// POSTs `body` as JSON to `path` and returns the status and JSON answer.
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self.client.post(self.url(path)).json(&body).send().await.expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// GETs `path` and returns the status and JSON answer.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// Everything the host logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("wharf.log")).unwrap_or_default()
@@ -179,6 +315,26 @@ impl Drop for Wharf {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Runs the `wharf` CLI with `args` on the manifest and data dir in `dir`
+/// (and `backend`'s database): exit code, stdout, stderr.
+pub fn cli(dir: &Path, backend: &Backend, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(args)
+        .arg("--manifest")
+        .arg(dir.join("components.toml"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env_remove("DATABASE_URL")
+        .envs(backend.database_url().map(|url| ("DATABASE_URL", url)))
+        .output()
+        .expect("run wharf");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// The JSON error body of SPEC §0, checked for shape; returns the code.

@@ -433,9 +433,18 @@ fn resolve_queue(raw: &RawQueue, limits: &Limits) -> Result<QueueSpec, FieldErro
     }
     let lease = duration("lease", &raw.lease, limits.deadline + Duration::from_secs(10))?;
     if lease <= limits.deadline {
-        return Err(("lease".into(), format!("must be longer than the deadline ({:?})", limits.deadline)));
+        return Err((
+            "lease".into(),
+            format!("must be longer than the deadline ({:?})", limits.deadline),
+        ));
     }
-    Ok(QueueSpec { workers, max_attempts, backoff, max_backoff, lease })
+    Ok(QueueSpec {
+        workers,
+        max_attempts,
+        backoff,
+        max_backoff,
+        lease,
+    })
 }
 
 fn parse_size(size: &RawSize) -> Result<u64, String> {

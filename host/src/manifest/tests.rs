@@ -64,7 +64,8 @@ fn limits_inherit_defaults_and_override_per_component_and_route() {
             deadline: Duration::from_secs(2),
             memory: 32 << 20,
             max_instances: 4,
-            max_body: 64 << 10
+            max_body: 64 << 10,
+            ..Limits::default()
         }
     );
     assert_eq!(hello.routes[0].max_body, 64 << 10);

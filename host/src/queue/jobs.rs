@@ -121,15 +121,34 @@ pub(crate) async fn claim(db: &ComponentDb, lease_until: i64) -> Result<Option<C
          RETURNING id, queue, payload, CAST(attempts AS BIGINT) AS attempts, CAST(max_attempts AS BIGINT) AS max_attempts"
     );
     let row: Option<(i64, String, String, i64, i64)> = match db {
-        ComponentDb::Sqlite(pool) => sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?,
-        ComponentDb::Postgres(pool) => sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?,
+        ComponentDb::Sqlite(pool) => {
+            sqlx::query_as(&sql)
+                .bind(lease_until)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+        }
+        ComponentDb::Postgres(pool) => {
+            sqlx::query_as(&sql)
+                .bind(lease_until)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+        }
     };
-    Ok(row.map(|(id, queue, payload, attempts, max_attempts)| Claimed { id, queue, payload, attempts, max_attempts }))
+    Ok(row.map(|(id, queue, payload, attempts, max_attempts)| Claimed {
+        id,
+        queue,
+        payload,
+        attempts,
+        max_attempts,
+    }))
 }
 
 /// Marks a job done.
 pub(crate) async fn complete(db: &ComponentDb, id: i64) -> Result<(), sqlx::Error> {
-    let sql = "UPDATE _wharf_jobs SET status = 'done', lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1";
+    let sql =
+        "UPDATE _wharf_jobs SET status = 'done', lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1";
     run(db, sql, id, now_ms(), None, None).await
 }
 
@@ -141,7 +160,8 @@ pub(crate) async fn retry(db: &ComponentDb, id: i64, run_at: i64, error: &str) -
 
 /// Marks a job dead with its last error.
 pub(crate) async fn bury(db: &ComponentDb, id: i64, error: &str) -> Result<(), sqlx::Error> {
-    let sql = "UPDATE _wharf_jobs SET status = 'dead', lease_until = NULL, last_error = $3, updated_at = $2 WHERE id = $1";
+    let sql =
+        "UPDATE _wharf_jobs SET status = 'dead', lease_until = NULL, last_error = $3, updated_at = $2 WHERE id = $1";
     run(db, sql, id, now_ms(), Some(error), None).await
 }
 
@@ -173,10 +193,11 @@ async fn run(
 }
 
 /// Counts of jobs by status, for `/readyz` and metrics.
-pub(crate) async fn counts(db: &ComponentDb) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub(crate) async fn counts(db: &ComponentDb) -> Result<Vec<(String, serde_json::Value)>, sqlx::Error> {
     let sql = "SELECT status, COUNT(*) FROM _wharf_jobs GROUP BY status";
-    match db {
-        ComponentDb::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-        ComponentDb::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-    }
+    let rows: Vec<(String, i64)> = match db {
+        ComponentDb::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
+        ComponentDb::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
+    };
+    Ok(rows.into_iter().map(|(status, n)| (status, n.into())).collect())
 }

@@ -34,7 +34,10 @@ pub struct QueueCtx {
 impl QueueCtx {
     /// A context for a component whose workers wait on `notify`.
     pub fn new(notify: Arc<Notify>, default_max_attempts: u32) -> Self {
-        Self { notify, default_max_attempts }
+        Self {
+            notify,
+            default_max_attempts,
+        }
     }
 }
 
@@ -66,7 +69,9 @@ impl Host for QueueView<'_> {
             run_at: jobs::now_ms().saturating_add(delay),
             idempotency_key: options.idempotency_key.as_deref(),
         };
-        let id = jobs::insert(self.store, job).await.map_err(|e| Error::Unavailable(format!("{e:?}")))?;
+        let id = jobs::insert(self.store, job)
+            .await
+            .map_err(|e| Error::Unavailable(format!("{e:?}")))?;
         if self.store.in_transaction() {
             self.store.notify_after_commit(self.queue.notify.clone());
         } else {
@@ -84,10 +89,23 @@ impl Host for QueueView<'_> {
             )
             .await
             .map_err(|e| Error::Unavailable(format!("{e:?}")))?;
-        let Some(row) = rows.rows.into_iter().next() else { return Ok(None) };
+        let Some(row) = rows.rows.into_iter().next() else {
+            return Ok(None);
+        };
         let mut values = row.into_iter();
-        let (Some(Value::Integer(id)), Some(Value::Text(queue)), Some(Value::Text(status)), Some(Value::Integer(attempts)), last) =
-            (values.next(), values.next(), values.next(), values.next(), values.next())
+        let (
+            Some(Value::Integer(id)),
+            Some(Value::Text(queue)),
+            Some(Value::Text(status)),
+            Some(Value::Integer(attempts)),
+            last,
+        ) = (
+            values.next(),
+            values.next(),
+            values.next(),
+            values.next(),
+            values.next(),
+        )
         else {
             return Err(Error::Unavailable("unexpected row shape in the jobs table".into()));
         };
@@ -101,7 +119,13 @@ impl Host for QueueView<'_> {
             Some(Value::Text(e)) => Some(e),
             _ => None,
         };
-        Ok(Some(JobInfo { id, queue, status, attempts: u32::try_from(attempts).unwrap_or(u32::MAX), last_error }))
+        Ok(Some(JobInfo {
+            id,
+            queue,
+            status,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            last_error,
+        }))
     }
 }
 
@@ -113,6 +137,9 @@ impl HasData for Queue {
 
 /// Adds `wharf:host/queue` to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
-    queue::add_to_linker::<RequestState, Queue>(linker, |state| QueueView { store: &mut state.store, queue: &state.queue })?;
+    queue::add_to_linker::<RequestState, Queue>(linker, |state| QueueView {
+        store: &mut state.store,
+        queue: &state.queue,
+    })?;
     Ok(())
 }

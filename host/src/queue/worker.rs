@@ -26,7 +26,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 pub fn start_all(registry: Arc<Registry>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let snapshot = registry.snapshot();
     let mut handles = Vec::new();
-    for component in snapshot.components.values().filter(|c| c.jobs.is_some() && c.db.is_some()) {
+    for component in snapshot
+        .components
+        .values()
+        .filter(|c| c.jobs.is_some() && c.db.is_some())
+    {
         for index in 0..component.spec.queue.workers {
             let (registry, name, shutdown) = (registry.clone(), component.spec.name.clone(), shutdown.clone());
             let span = tracing::info_span!("worker", component = %name, index);
@@ -38,8 +42,12 @@ pub fn start_all(registry: Arc<Registry>, shutdown: watch::Receiver<bool>) -> Ve
 
 async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
-        let Some(component) = registry.snapshot().components.get(&name).cloned() else { return };
-        let (Some(db), Some(_)) = (component.db.clone(), component.jobs.as_ref()) else { return };
+        let Some(component) = registry.snapshot().components.get(&name).cloned() else {
+            return;
+        };
+        let (Some(db), Some(_)) = (component.db.clone(), component.jobs.as_ref()) else {
+            return;
+        };
         let lease_until = jobs::now_ms() + millis(component.spec.queue.lease);
         match jobs::claim(&db, lease_until).await {
             Ok(Some(job)) => run(&component, &db, job).await,
@@ -63,7 +71,10 @@ async fn run(component: &LoadedComponent, db: &crate::store::ComponentDb, job: C
     async {
         if job.attempts > job.max_attempts {
             // Its earlier workers died holding it (lease expired) every time.
-            let error = format!("gave up after {} deliveries whose workers never reported back", job.max_attempts);
+            let error = format!(
+                "gave up after {} deliveries whose workers never reported back",
+                job.max_attempts
+            );
             record(jobs::bury(db, job.id, &error).await);
             tracing::warn!("job dead: {error}");
             return;
@@ -91,8 +102,14 @@ async fn run(component: &LoadedComponent, db: &crate::store::ComponentDb, job: C
 
 /// Runs the job handler once; `Err` carries the reason it failed.
 async fn deliver(component: &LoadedComponent, job: &Claimed) -> Result<(), String> {
-    let Some(pre) = component.jobs.clone() else { return Err("the component no longer handles jobs".into()) };
-    let _slot = component.job_slots.acquire().await.map_err(|_| "the component is shutting down".to_owned())?;
+    let Some(pre) = component.jobs.clone() else {
+        return Err("the component no longer handles jobs".into());
+    };
+    let _slot = component
+        .job_slots
+        .acquire()
+        .await
+        .map_err(|_| "the component is shutting down".to_owned())?;
     let mut store = crate::instance::new_store(component);
     let wit_job = Job {
         id: job.id,
@@ -106,7 +123,13 @@ async fn deliver(component: &LoadedComponent, job: &Claimed) -> Result<(), Strin
     };
     let result = match tokio::time::timeout(component.spec.limits.deadline, call).await {
         Err(_) => Err(GuestFailure::Deadline.describe()),
-        Ok(Err(error)) => Err(classify(error, store.data().limiter.memory_cap_hit).describe()),
+        Ok(Err(error)) => {
+            let failure = classify(error, store.data().limiter.memory_cap_hit);
+            if let GuestFailure::Trap(error) = &failure {
+                tracing::warn!(error = format!("{error:#}"), "job handler trapped");
+            }
+            Err(failure.describe())
+        }
         Ok(Ok(Err(message))) => Err(message),
         Ok(Ok(Ok(()))) if store.data().store.in_transaction() => {
             Err("the handler returned with its transaction still open; it was rolled back".into())
@@ -152,9 +175,15 @@ mod tests {
         };
         for _ in 0..50 {
             let first = backoff(&spec, 1);
-            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
+            assert!(
+                first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
+                "{first:?}"
+            );
             let third = backoff(&spec, 3);
-            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400), "{third:?}");
+            assert!(
+                third >= Duration::from_millis(200) && third <= Duration::from_millis(400),
+                "{third:?}"
+            );
             let tenth = backoff(&spec, 10);
             assert!(tenth <= Duration::from_millis(1000), "{tenth:?}");
         }

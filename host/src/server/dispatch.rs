@@ -46,7 +46,7 @@ pub(super) async fn handle(host: Arc<Host>, request: http::Request<Incoming>) ->
 }
 
 async fn answer(host: &Host, request: http::Request<Incoming>) -> Result<Response, HostError> {
-    if let Some(response) = host_path(host, request.uri().path()) {
+    if let Some(response) = host_path(host, request.uri().path()).await {
         return Ok(response);
     }
     let snapshot = host.registry.snapshot();
@@ -105,26 +105,50 @@ async fn read_body(request: http::Request<Incoming>, max_body: u64) -> Result<ht
 }
 
 /// `/healthz` and `/readyz`, answered by the host itself.
-fn host_path(host: &Host, path: &str) -> Option<Response> {
+async fn host_path(host: &Host, path: &str) -> Option<Response> {
     match path {
         "/healthz" => Some(json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
-        "/readyz" => {
-            let snapshot = host.registry.snapshot();
-            let components: serde_json::Map<String, serde_json::Value> = snapshot
-                .components
-                .values()
-                .map(|c| {
-                    (
-                        c.spec.name.to_string(),
-                        serde_json::json!({ "status": "ready", "version": c.version }),
-                    )
-                })
-                .collect();
-            Some(json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "status": "ready", "components": components }),
-            ))
-        }
+        "/readyz" => Some(readiness(host).await),
         _ => None,
     }
+}
+
+/// Ready when the database answers and every component's queue can be read.
+async fn readiness(host: &Host) -> Response {
+    let mut ready = true;
+    let database = match host.loader.database().ping().await {
+        Ok(()) => serde_json::json!({ "backend": host.loader.database().kind(), "status": "ready" }),
+        Err(e) => {
+            ready = false;
+            tracing::warn!(error = %e, "database not ready");
+            serde_json::json!({ "backend": host.loader.database().kind(), "status": "unavailable" })
+        }
+    };
+    let snapshot = host.registry.snapshot();
+    let mut components = serde_json::Map::new();
+    for component in snapshot.components.values() {
+        let mut entry = serde_json::json!({ "status": "ready", "version": component.version });
+        if let Some(db) = &component.db {
+            match crate::queue::jobs::counts(db).await {
+                Ok(counts) => entry["jobs"] = counts.into_iter().collect::<serde_json::Map<_, _>>().into(),
+                Err(e) => {
+                    ready = false;
+                    tracing::warn!(component = %component.spec.name, error = %e, "queue not readable");
+                    entry["status"] = "unavailable".into();
+                }
+            }
+        }
+        components.insert(component.spec.name.to_string(), entry);
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": database,
+        "components": components,
+    });
+    json_response(status, &body)
 }

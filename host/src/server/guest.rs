@@ -10,9 +10,9 @@ use anyhow::anyhow;
 use bytes::Bytes;
 use http_body_util::Full;
 use tracing::Instrument;
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::WasiHttpView;
 
 use super::error::HostError;
 use crate::limits::{GuestFailure, classify};

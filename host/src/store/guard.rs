@@ -5,9 +5,27 @@
 
 /// Statements no component may run, by first keyword.
 const DENIED: &[&str] = &[
-    "ATTACH", "DETACH", "PRAGMA", "VACUUM", "LOAD", // SQLite: other files, engine settings
-    "SET", "RESET", "COPY", "GRANT", "REVOKE", "LISTEN", "NOTIFY", "UNLISTEN", // PostgreSQL session/role
-    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE", "ABORT", // use store.begin/commit
+    "ATTACH",
+    "DETACH",
+    "PRAGMA",
+    "VACUUM",
+    "LOAD", // SQLite: other files, engine settings
+    "SET",
+    "RESET",
+    "COPY",
+    "GRANT",
+    "REVOKE",
+    "LISTEN",
+    "NOTIFY",
+    "UNLISTEN", // PostgreSQL session/role
+    "BEGIN",
+    "START",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE",
+    "ABORT", // use store.begin/commit
 ];
 
 /// Splits `sql` into statements (without their `;`), skipping empty ones.

@@ -33,16 +33,24 @@ pub struct MigrationFile {
 /// Reads the migrations in `dir` for a backend of kind `backend`
 /// (`sqlite` or `postgres`), ordered by version.
 pub fn read_dir(dir: &Path, backend: &str) -> anyhow::Result<Vec<MigrationFile>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("failed to read migrations in `{}`", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("failed to read migrations in `{}`", dir.display()))?;
     // version -> (portable file, this backend's variant)
     let mut found: BTreeMap<i64, (Option<MigrationFile>, Option<MigrationFile>)> = BTreeMap::new();
     for entry in entries {
         let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
-        let Some(stem) = name.strip_suffix(".sql") else { continue };
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".sql") else {
+            continue;
+        };
         let (stem, variant) = match stem.rsplit_once('.') {
             Some((stem, kind @ ("sqlite" | "postgres"))) => (stem, Some(kind)),
-            Some(_) => anyhow::bail!("migration `{}`: only `.sqlite.sql` and `.postgres.sql` variants exist", path.display()),
+            Some(_) => anyhow::bail!(
+                "migration `{}`: only `.sqlite.sql` and `.postgres.sql` variants exist",
+                path.display()
+            ),
             None => (stem, None),
         };
         if variant.is_some_and(|v| v != backend) {
@@ -56,14 +64,25 @@ pub fn read_dir(dir: &Path, backend: &str) -> anyhow::Result<Vec<MigrationFile>>
             .with_context(|| format!("migration `{}` must start with a number", path.display()))?;
         let sql = std::fs::read_to_string(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
         guard::check_script(&sql).map_err(|e| anyhow::anyhow!("migration `{}`: {e}", path.display()))?;
-        let file = MigrationFile { version, description: description.replace('_', " "), path, sql };
+        let file = MigrationFile {
+            version,
+            description: description.replace('_', " "),
+            path,
+            sql,
+        };
         let slot = found.entry(version).or_default();
         let target = if variant.is_some() { &mut slot.1 } else { &mut slot.0 };
         if let Some(other) = target.replace(file) {
-            anyhow::bail!("two migrations are numbered {version}: `{}` and another", other.path.display());
+            anyhow::bail!(
+                "two migrations are numbered {version}: `{}` and another",
+                other.path.display()
+            );
         }
     }
-    Ok(found.into_values().filter_map(|(portable, variant)| variant.or(portable)).collect())
+    Ok(found
+        .into_values()
+        .filter_map(|(portable, variant)| variant.or(portable))
+        .collect())
 }
 
 #[derive(Debug)]
@@ -75,7 +94,15 @@ impl MigrationSource<'static> for Files {
             Ok(self
                 .0
                 .into_iter()
-                .map(|f| Migration::new(f.version, Cow::Owned(f.description), MigrationType::Simple, Cow::Owned(f.sql), false))
+                .map(|f| {
+                    Migration::new(
+                        f.version,
+                        Cow::Owned(f.description),
+                        MigrationType::Simple,
+                        Cow::Owned(f.sql),
+                        false,
+                    )
+                })
                 .collect())
         })
     }
@@ -83,7 +110,9 @@ impl MigrationSource<'static> for Files {
 
 /// Applies `files` not yet applied to `db`, in order, each in a transaction.
 pub async fn apply(db: &ComponentDb, files: &[MigrationFile]) -> anyhow::Result<()> {
-    let migrator = Migrator::new(Files(files.to_vec())).await.context("failed to prepare migrations")?;
+    let migrator = Migrator::new(Files(files.to_vec()))
+        .await
+        .context("failed to prepare migrations")?;
     let result = match db {
         ComponentDb::Sqlite(pool) => migrator.run(pool).await,
         ComponentDb::Postgres(pool) => migrator.run(pool).await,
@@ -93,7 +122,11 @@ pub async fn apply(db: &ComponentDb, files: &[MigrationFile]) -> anyhow::Result<
 
 fn explain(error: MigrateError, files: &[MigrationFile]) -> anyhow::Error {
     let file_of = |version: i64| {
-        files.iter().find(|f| f.version == version).map(|f| f.path.display().to_string()).unwrap_or_else(|| format!("number {version}"))
+        files
+            .iter()
+            .find(|f| f.version == version)
+            .map(|f| f.path.display().to_string())
+            .unwrap_or_else(|| format!("number {version}"))
     };
     match error {
         MigrateError::VersionMismatch(v) => anyhow::anyhow!(

@@ -39,11 +39,18 @@ pub struct StoreCtx {
 impl StoreCtx {
     /// A context on `db` (none when the component has no database).
     pub fn new(db: Option<ComponentDb>, caps: ResultCaps) -> Self {
-        Self { db, tx: None, caps, notify_on_commit: None }
+        Self {
+            db,
+            tx: None,
+            caps,
+            notify_on_commit: None,
+        }
     }
 
     fn db(&self) -> Result<&ComponentDb, Error> {
-        self.db.as_ref().ok_or_else(|| Error::Unavailable("this component has no database".into()))
+        self.db
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable("this component has no database".into()))
     }
 
     /// Whether a transaction is open.
@@ -100,7 +107,9 @@ impl Host for StoreCtx {
         let tx = match self.db()? {
             // IMMEDIATE takes the write lock now, so a transaction that
             // writes later cannot fail half-way with SQLITE_BUSY.
-            ComponentDb::Sqlite(pool) => OpenTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await.map_err(sql::map_error)?),
+            ComponentDb::Sqlite(pool) => {
+                OpenTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await.map_err(sql::map_error)?)
+            }
             ComponentDb::Postgres(pool) => OpenTx::Postgres(pool.begin().await.map_err(sql::map_error)?),
         };
         self.tx = Some(tx);

@@ -20,7 +20,10 @@ pub struct ResultCaps {
 
 impl Default for ResultCaps {
     fn default() -> Self {
-        Self { rows: 10_000, bytes: 16 << 20 }
+        Self {
+            rows: 10_000,
+            bytes: 16 << 20,
+        }
     }
 }
 
@@ -33,7 +36,11 @@ struct Budget {
 
 impl Budget {
     fn new(caps: ResultCaps) -> Self {
-        Self { caps, rows: 0, bytes: 0 }
+        Self {
+            caps,
+            rows: 0,
+            bytes: 0,
+        }
     }
 
     fn charge(&mut self, row: &[Value]) -> Result<(), Error> {
@@ -124,14 +131,22 @@ fn sqlite_row(row: &SqliteRow) -> Result<Vec<Value>, Error> {
         .collect()
 }
 
-pub(crate) async fn sqlite_query<'e, E>(executor: E, sql: &str, params: &[Value], caps: ResultCaps) -> Result<Rows, Error>
+pub(crate) async fn sqlite_query<'e, E>(
+    executor: E,
+    sql: &str,
+    params: &[Value],
+    caps: ResultCaps,
+) -> Result<Rows, Error>
 where
     E: sqlx::Executor<'e, Database = Sqlite>,
 {
     let args = sqlite_arguments(params)?;
     let mut stream = sqlx::query_with(sql, args).fetch(executor);
     let mut budget = Budget::new(caps);
-    let mut out = Rows { columns: Vec::new(), rows: Vec::new() };
+    let mut out = Rows {
+        columns: Vec::new(),
+        rows: Vec::new(),
+    };
     while let Some(row) = stream.try_next().await.map_err(map_error)? {
         if out.columns.is_empty() {
             out.columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
@@ -149,7 +164,10 @@ where
 {
     let args = sqlite_arguments(params)?;
     let done = sqlx::query_with(sql, args).execute(executor).await.map_err(map_error)?;
-    Ok(ExecResult { rows_affected: done.rows_affected(), last_insert_id: Some(done.last_insert_rowid()) })
+    Ok(ExecResult {
+        rows_affected: done.rows_affected(),
+        last_insert_id: Some(done.last_insert_rowid()),
+    })
 }
 
 // ---- PostgreSQL ----
@@ -220,7 +238,10 @@ fn pg_row(row: &PgRow) -> Result<Vec<Value>, Error> {
                         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                 ),
                 "TIMESTAMP" => Value::Text(
-                    row.try_get::<chrono::NaiveDateTime, _>(i).map_err(get)?.and_utc().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    row.try_get::<chrono::NaiveDateTime, _>(i)
+                        .map_err(get)?
+                        .and_utc()
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                 ),
                 "DATE" => Value::Text(row.try_get::<chrono::NaiveDate, _>(i).map_err(get)?.to_string()),
                 "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => Value::Text(row.try_get(i).map_err(get)?),
@@ -244,7 +265,10 @@ where
     let args = pg_arguments(params)?;
     let mut stream = sqlx::query_with(sql, args).fetch(executor);
     let mut budget = Budget::new(caps);
-    let mut out = Rows { columns: Vec::new(), rows: Vec::new() };
+    let mut out = Rows {
+        columns: Vec::new(),
+        rows: Vec::new(),
+    };
     while let Some(row) = stream.try_next().await.map_err(map_error)? {
         if out.columns.is_empty() {
             out.columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
@@ -262,5 +286,8 @@ where
 {
     let args = pg_arguments(params)?;
     let done = sqlx::query_with(sql, args).execute(executor).await.map_err(map_error)?;
-    Ok(ExecResult { rows_affected: done.rows_affected(), last_insert_id: None })
+    Ok(ExecResult {
+        rows_affected: done.rows_affected(),
+        last_insert_id: None,
+    })
 }

@@ -19,7 +19,9 @@ use wstd::http::{Body, Error, Request, Response, StatusCode};
 
 #[wstd::http_server]
 async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
-    let path = request.uri().path().to_owned();
+    // Served under any prefix (`/store/*`, `/other/*`): act on what follows it.
+    let full = request.uri().path().to_owned();
+    let path = format!("/store/{}", full.splitn(3, '/').nth(2).unwrap_or_default());
     let body: Json = if request.method() == "POST" {
         let bytes = request.body_mut().contents().await?.to_vec();
         serde_json::from_slice(&bytes).unwrap_or(Json::Null)
@@ -28,9 +30,10 @@ async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
     };
     let (status, answer) = match path.as_str() {
         "/store/query" => respond(store::query(text(&body["sql"]), &params(&body["params"])).map(rows_json)),
-        "/store/execute" => respond(store::execute(text(&body["sql"]), &params(&body["params"])).map(|r| {
-            json!({"rows_affected": r.rows_affected, "last_insert_id": r.last_insert_id})
-        })),
+        "/store/execute" => respond(
+            store::execute(text(&body["sql"]), &params(&body["params"]))
+                .map(|r| json!({"rows_affected": r.rows_affected, "last_insert_id": r.last_insert_id})),
+        ),
         "/store/enqueue" => match enqueue(&body) {
             Ok(id) => (200, json!({"job_id": id})),
             Err(e) => (400, json!({"error": format!("{e:?}")})),
@@ -85,7 +88,9 @@ fn enqueue(body: &Json) -> Result<i64, queue::Error> {
 }
 
 fn job_status(id: &str) -> (u16, Json) {
-    let Ok(id) = id.parse::<i64>() else { return (400, json!({"error": "bad id"})) };
+    let Ok(id) = id.parse::<i64>() else {
+        return (400, json!({"error": "bad id"}));
+    };
     match queue::status(id) {
         Ok(Some(info)) => {
             let status = match info.status {
@@ -94,7 +99,10 @@ fn job_status(id: &str) -> (u16, Json) {
                 JobStatus::Done => "done",
                 JobStatus::Dead => "dead",
             };
-            (200, json!({"id": info.id, "queue": info.queue, "status": status, "attempts": info.attempts, "last_error": info.last_error}))
+            (
+                200,
+                json!({"id": info.id, "queue": info.queue, "status": status, "attempts": info.attempts, "last_error": info.last_error}),
+            )
         }
         Ok(None) => (404, json!({"error": "no such job"})),
         Err(e) => (500, json!({"error": format!("{e:?}")})),
@@ -125,14 +133,20 @@ fn text(value: &Json) -> &str {
 }
 
 fn params(value: &Json) -> Vec<Value> {
-    value.as_array().map(|a| a.iter().map(to_value).collect()).unwrap_or_default()
+    value
+        .as_array()
+        .map(|a| a.iter().map(to_value).collect())
+        .unwrap_or_default()
 }
 
 fn to_value(json: &Json) -> Value {
     match json {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Integer(i64::from(*b)),
-        Json::Number(n) => n.as_i64().map(Value::Integer).unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0))),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Value::Integer)
+            .unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0))),
         Json::String(s) => Value::Text(s.clone()),
         Json::Object(o) => match o.get("blob") {
             Some(Json::Array(bytes)) => Value::Blob(bytes.iter().map(|b| b.as_u64().unwrap_or(0) as u8).collect()),
@@ -153,7 +167,11 @@ fn from_value(value: Value) -> Json {
 }
 
 fn rows_json(rows: store::Rows) -> Json {
-    let rows: Vec<Json> = rows.rows.into_iter().map(|r| Json::Array(r.into_iter().map(from_value).collect())).collect();
+    let rows: Vec<Json> = rows
+        .rows
+        .into_iter()
+        .map(|r| Json::Array(r.into_iter().map(from_value).collect()))
+        .collect();
     json!({"rows": rows})
 }
 
@@ -168,7 +186,7 @@ impl Guest for Worker {
         )
         .map_err(|e| format!("{e:?}"))?;
         if let Some(ms) = plan["sleep_ms"].as_u64() {
-            wstd::runtime::block_on(wstd::task::sleep(wstd::time::Duration::from_millis(ms)));
+            wstd::runtime::block_on(async { wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await });
         }
         if plan["trap"].as_bool() == Some(true) {
             panic!("job {} traps on purpose", job.id);
@@ -180,7 +198,11 @@ impl Guest for Worker {
         if let Some(effect) = plan["effect"].as_str() {
             store::execute(
                 "INSERT INTO effects (job_id, effect, attempt) VALUES ($1, $2, $3) ON CONFLICT (job_id) DO NOTHING",
-                &[Value::Integer(job.id), Value::Text(effect.to_owned()), Value::Integer(job.attempt.into())],
+                &[
+                    Value::Integer(job.id),
+                    Value::Text(effect.to_owned()),
+                    Value::Integer(job.attempt.into()),
+                ],
             )
             .map_err(|e| format!("{e:?}"))?;
         }
