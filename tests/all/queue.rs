@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::both_backends;
 use crate::store::storetest_manifest;
-use crate::support::{Wharf, eventually};
+use crate::support::{Backend, Wharf, eventually};
 
 const FAST_RETRIES: &str = r#"queue = { workers = 2, backoff = "50ms", max_backoff = "200ms" }"#;
 
@@ -122,4 +122,36 @@ both_backends! {
         assert_eq!(count(&wharf, "SELECT COUNT(DISTINCT job_id) FROM deliveries").await, JOBS);
         assert_eq!(count(&wharf, "SELECT COUNT(*) FROM _wharf_jobs WHERE status = 'dead'").await, 0);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_one_postgres_database_share_the_jobs() {
+    let Some(backend) = Backend::postgres().await else {
+        return;
+    };
+    const JOBS: i64 = 40;
+    let manifest = storetest_manifest(r#"queue = { workers = 2 }"#);
+    let first = Wharf::start_on(&manifest, backend.clone()).await;
+    let second = Wharf::start_on(&manifest, backend).await;
+    for i in 0..JOBS {
+        let plan = json!({"queue": "q", "payload": {"effect": format!("e{i}"), "sleep_ms": 30}});
+        assert_eq!(first.post_json("/store/enqueue", plan).await.0, 200);
+    }
+    eventually(Duration::from_secs(30), "every job done", || async {
+        (count(&second, "SELECT COUNT(*) FROM _wharf_jobs WHERE status = 'done'").await == JOBS).then_some(())
+    })
+    .await;
+    assert_eq!(count(&first, "SELECT COUNT(*) FROM effects").await, JOBS);
+    assert_eq!(
+        count(&first, "SELECT COUNT(*) FROM deliveries").await,
+        JOBS,
+        "no job ran twice"
+    );
+    let ran = |w: &Wharf| w.log().matches("job done").count();
+    assert!(
+        ran(&first) > 0 && ran(&second) > 0,
+        "both hosts must take jobs: {} / {}",
+        ran(&first),
+        ran(&second)
+    );
 }

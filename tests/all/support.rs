@@ -239,7 +239,7 @@ impl Wharf {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&data)
-            .env("WHARF_LOG", "info")
+            .env("WHARF_LOG", "info,wharf::queue=debug")
             .env_remove("DATABASE_URL")
             .envs(backend.database_url().map(|url| ("DATABASE_URL", url)))
             .stdout(Stdio::null())

@@ -39,6 +39,7 @@ async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
             Err(e) => (400, json!({"error": format!("{e:?}")})),
         },
         "/store/tx" => transaction(&body),
+        "/store/repeat" => repeat(&body),
         p if p.starts_with("/store/job/") => job_status(p.trim_start_matches("/store/job/")),
         _ => (404, json!({"error": "unknown path"})),
     };
@@ -72,6 +73,21 @@ fn transaction(body: &Json) -> (u16, Json) {
         "return" => (200, json!({"results": results, "left_open": true})),
         _ => respond(store::commit().map(|()| json!({"results": results}))),
     }
+}
+
+/// Runs one query `times` times and reports the time per round trip, so a
+/// benchmark can compare the host call with the same query from native code.
+fn repeat(body: &Json) -> (u16, Json) {
+    let times = body["times"].as_u64().unwrap_or(1000);
+    let params = params(&body["params"]);
+    let started = wstd::time::Instant::now();
+    for _ in 0..times {
+        if let Err(e) = store::query(text(&body["sql"]), &params) {
+            return store_error(e);
+        }
+    }
+    let elapsed = started.elapsed().as_micros() as f64;
+    (200, json!({"times": times, "us_per_query": elapsed / times as f64}))
 }
 
 fn enqueue(body: &Json) -> Result<i64, queue::Error> {
