@@ -4,7 +4,7 @@ from Wharf (`hello`, and `hello-plain` with no host imports), a native hyper
 handler, and `wasmtime serve` (same `hello-plain.wasm`), at several
 concurrency levels, measured in one run with wrk on this machine.
 
-Usage: bench/http.py [--duration 5] [--concurrency 1,16,64,256]
+Usage: bench/serving.py [--duration 5] [--concurrency 1,16,64,256]
 Needs: wrk (installed with apt-get when missing and run as root);
 `wasmtime` on PATH or in ~/.cache/wharf-bench-tools/bin (row skipped if absent;
 install with: cargo install wasmtime-cli --version 48.0.8 --no-default-features
@@ -80,7 +80,7 @@ grants = {{ interfaces = ["config", "log"] }}
 limits = {{ max_instances = 1000 }}
 
 [components.hello-plain]
-wasm = "{WASM / 'hello-plain.wasm'}"
+wasm = "{WASM / 'hello_plain.wasm'}"
 routes = [{{ path = "/plain/*" }}]
 limits = {{ max_instances = 1000 }}
 """)
@@ -100,7 +100,7 @@ limits = {{ max_instances = 1000 }}
         wasmtime = shutil.which("wasmtime") or str(Path.home() / ".cache/wharf-bench-tools/bin/wasmtime")
         if Path(wasmtime).exists():
             procs.append(subprocess.Popen([wasmtime, "serve", "-Scli", "--addr", f"127.0.0.1:{wasmtime_port}",
-                                           str(WASM / "hello-plain.wasm")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                           str(WASM / "hello_plain.wasm")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             targets.append(("wasmtime serve hello-plain", f"http://127.0.0.1:{wasmtime_port}/"))
         else:
             print(f"note: {wasmtime} not found; skipping the wasmtime serve row", file=sys.stderr)
