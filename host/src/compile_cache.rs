@@ -42,10 +42,7 @@ impl CompileCache {
     pub fn new(engine: &Engine, dir: PathBuf) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self {
-            dir,
-            engine_key: format!("{:016x}", hasher.finish()),
-        }
+        Self { dir, engine_key: format!("{:016x}", hasher.finish()) }
     }
 
     /// Compiles `wasm` (whose content hash is `digest`), or loads the artifact
@@ -65,10 +62,7 @@ impl CompileCache {
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compile cache entry"),
             }
         }
-        let artifact = engine
-            .precompile_component(wasm)
-            .map_err(anyhow::Error::from)
-            .context("failed to compile")?;
+        let artifact = engine.precompile_component(wasm).map_err(anyhow::Error::from).context("failed to compile")?;
         self.store(&path, &artifact)?;
         let component = deserialize(engine, &path)?;
         Ok((component, CacheOutcome::Miss))
@@ -92,9 +86,7 @@ fn deserialize(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
     // written by `CompileCache::store`; its name carries the engine's
     // compatibility hash, and wasmtime checks the header again.
     let component = unsafe { Component::deserialize_file(engine, path) };
-    component
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("failed to load cached `{}`", path.display()))
+    component.map_err(anyhow::Error::from).with_context(|| format!("failed to load cached `{}`", path.display()))
 }
 
 /// The content hash of a `.wasm`, as lowercase hex.

@@ -34,9 +34,7 @@ pub fn build(instances: u32) -> anyhow::Result<Engine> {
         .wasm_component_model(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config)
-        .map_err(anyhow::Error::from)
-        .context("failed to configure the wasmtime engine")
+    Engine::new(&config).map_err(anyhow::Error::from).context("failed to configure the wasmtime engine")
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.

@@ -32,14 +32,8 @@ pub enum GrantError {
 
 /// WASI interfaces every component gets, sandboxed (no preopens, no
 /// environment, no network, stdio to the log).
-const ALWAYS_ALLOWED: &[&str] = &[
-    "wasi:io/",
-    "wasi:clocks/",
-    "wasi:random/",
-    "wasi:cli/",
-    "wasi:filesystem/",
-    "wasi:http/types",
-];
+const ALWAYS_ALLOWED: &[&str] =
+    &["wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/", "wasi:filesystem/", "wasi:http/types"];
 
 /// Checks every import of `component` against `spec.grants`.
 pub fn check(engine: &Engine, component: &Component, spec: &ComponentSpec) -> Result<(), GrantError> {
@@ -53,19 +47,12 @@ fn check_import(import: &str, spec: &ComponentSpec) -> Result<(), GrantError> {
     if let Some(interface) = HostInterface::from_import(import) {
         return match interface {
             Ok(i) if spec.grants.interfaces.contains(&i) => Ok(()),
-            Ok(i) => Err(GrantError::NotGranted {
-                import: import.to_owned(),
-                interface: i.name(),
-            }),
+            Ok(i) => Err(GrantError::NotGranted { import: import.to_owned(), interface: i.name() }),
             Err(_) => Err(GrantError::Unknown(import.to_owned())),
         };
     }
     if import.starts_with("wasi:http/outgoing-handler") {
-        return if spec.grants.outbound.is_empty() {
-            Err(GrantError::NoOutbound(import.to_owned()))
-        } else {
-            Ok(())
-        };
+        return if spec.grants.outbound.is_empty() { Err(GrantError::NoOutbound(import.to_owned())) } else { Ok(()) };
     }
     if import.starts_with("wasi:sockets/") {
         return Err(GrantError::Sockets(import.to_owned()));
@@ -104,20 +91,11 @@ mod tests {
     #[test]
     fn outbound_http_needs_an_origin_and_sockets_are_refused() {
         let none = spec("{}");
-        assert!(matches!(
-            check_import("wasi:http/outgoing-handler@0.2.6", &none),
-            Err(GrantError::NoOutbound(_))
-        ));
+        assert!(matches!(check_import("wasi:http/outgoing-handler@0.2.6", &none), Err(GrantError::NoOutbound(_))));
         let some = spec(r#"{ outbound = ["http://127.0.0.1:9000"] }"#);
         assert_eq!(check_import("wasi:http/outgoing-handler@0.2.6", &some), Ok(()));
-        assert!(matches!(
-            check_import("wasi:sockets/tcp@0.2.6", &some),
-            Err(GrantError::Sockets(_))
-        ));
+        assert!(matches!(check_import("wasi:sockets/tcp@0.2.6", &some), Err(GrantError::Sockets(_))));
         assert_eq!(check_import("wasi:io/streams@0.2.6", &none), Ok(()));
-        assert!(matches!(
-            check_import("acme:evil/api", &none),
-            Err(GrantError::Unknown(_))
-        ));
+        assert!(matches!(check_import("acme:evil/api", &none), Err(GrantError::Unknown(_))));
     }
 }

@@ -30,15 +30,8 @@ struct LineBuffer {
 impl GuestOutput {
     /// The stream `stream` (`stdout`/`stderr`) of `component`, logging in the current span.
     pub fn new(component: ComponentName, stream: &'static str) -> Self {
-        let buffer = LineBuffer {
-            component,
-            stream,
-            span: tracing::Span::current(),
-            pending: Vec::new(),
-        };
-        Self {
-            inner: Arc::new(Mutex::new(buffer)),
-        }
+        let buffer = LineBuffer { component, stream, span: tracing::Span::current(), pending: Vec::new() };
+        Self { inner: Arc::new(Mutex::new(buffer)) }
     }
 }
 
@@ -58,8 +51,7 @@ impl LineBuffer {
         let line = line.trim_end();
         if !line.is_empty() {
             let (component, stream) = (self.component.as_str(), self.stream);
-            self.span
-                .in_scope(|| tracing::warn!(target: "wharf::guest", component, stream, "{line}"));
+            self.span.in_scope(|| tracing::warn!(target: "wharf::guest", component, stream, "{line}"));
         }
         self.pending.clear();
     }

@@ -38,6 +38,7 @@ pub fn new_store(component: &LoadedComponent) -> Store<RequestState> {
         log: LogCtx::new(spec.name.clone()),
         store: StoreCtx::new(component.db.clone(), caps),
         queue: QueueCtx::new(component.jobs_ready.clone(), spec.queue.max_attempts),
+        hub: component.hub.clone(),
     };
     let mut store = Store::new(component.pre.engine(), state);
     limits::apply(&mut store, spec.limits.deadline);

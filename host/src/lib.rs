@@ -8,6 +8,7 @@ pub mod compile_cache;
 pub mod engine;
 pub mod grants;
 pub mod guest_output;
+pub mod hub;
 pub mod instance;
 pub mod limits;
 pub mod manifest;
@@ -36,6 +37,10 @@ pub struct Host {
     pub registry: Arc<Registry>,
     /// Loads (and later reloads) components.
     pub loader: Loader,
+    /// The WebSocket hub.
+    pub hub: Arc<hub::Hub>,
+    /// Becomes `true` when the host shuts down (WebSocket clients close).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What `wharf serve` was asked to do.
@@ -63,12 +68,16 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let cache = CompileCache::new(&engine, options.data_dir.join("cache").join("components"));
     let database = Database::open(options.database_url.as_deref(), &options.data_dir).await?;
     tracing::info!(backend = database.kind(), "database ready");
-    let loader = Loader::new(engine, cache, database)?;
+    let relay = match database.admin_pool() {
+        Some(pool) => Some(hub::relay::Relay::new(pool.clone()).await?),
+        None => None,
+    };
+    let hub = hub::Hub::new(relay);
+    hub::relay::Relay::listen(&hub).await?;
+    let loader = Loader::new(engine, cache, database, hub.clone())?;
     let snapshot = loader.load_all(&manifest).await?;
-    let host = Arc::new(Host {
-        registry: Arc::new(Registry::new(snapshot)),
-        loader,
-    });
+    let (closing, shutdown) = tokio::sync::watch::channel(false);
+    let host = Arc::new(Host { registry: Arc::new(Registry::new(snapshot)), loader, hub, shutdown });
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
     let workers = queue::worker::start_all(host.registry.clone(), workers_stopped);
 
@@ -86,13 +95,15 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         "wharf listening on http://{bound}"
     );
 
-    server::run(host, listener, shutdown_signal()).await;
+    server::run(host, listener, async {
+        shutdown_signal().await;
+        // WebSocket connections are detached from hyper: tell them directly.
+        let _ = closing.send(true);
+    })
+    .await;
     let _ = stop_workers.send(true);
     let drain = futures_util::future::join_all(workers);
-    if tokio::time::timeout(std::time::Duration::from_secs(30), drain)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(std::time::Duration::from_secs(30), drain).await.is_err() {
         tracing::warn!("job workers did not finish in time; their jobs run again after their leases expire");
     }
     Ok(())

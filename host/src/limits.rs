@@ -43,10 +43,7 @@ pub struct InstanceLimiter {
 impl InstanceLimiter {
     /// A limiter allowing `memory_cap` bytes of linear memory.
     pub fn new(memory_cap: u64) -> Self {
-        Self {
-            memory_cap,
-            memory_cap_hit: false,
-        }
+        Self { memory_cap, memory_cap_hit: false }
     }
 }
 
@@ -54,10 +51,7 @@ impl ResourceLimiter for InstanceLimiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired as u64 > self.memory_cap {
             self.memory_cap_hit = true;
-            return Err(wasmtime::Error::new(MemoryCapExceeded {
-                cap: self.memory_cap,
-                desired: desired as u64,
-            }));
+            return Err(wasmtime::Error::new(MemoryCapExceeded { cap: self.memory_cap, desired: desired as u64 }));
         }
         Ok(true)
     }

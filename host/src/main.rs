@@ -66,25 +66,12 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve {
-                manifest,
-                listen,
-                data_dir,
-                database_url,
-            } => {
-                wharf::serve(wharf::ServeOptions {
-                    manifest,
-                    listen,
-                    data_dir,
-                    database_url,
-                })
-                .await
+            Command::Serve { manifest, listen, data_dir, database_url } => {
+                wharf::serve(wharf::ServeOptions { manifest, listen, data_dir, database_url }).await
             }
-            Command::Migrate {
-                manifest,
-                data_dir,
-                database_url,
-            } => wharf::migrate(&manifest, &data_dir, database_url.as_deref()).await,
+            Command::Migrate { manifest, data_dir, database_url } => {
+                wharf::migrate(&manifest, &data_dir, database_url.as_deref()).await
+            }
         }
     });
     match result {

@@ -15,7 +15,8 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::capability::JobWorkerPre;
 use crate::compile_cache::{self, CacheOutcome, CompileCache};
-use crate::manifest::{ComponentName, ComponentSpec, Manifest};
+use crate::hub::{Hub, HubCtx};
+use crate::manifest::{ComponentName, ComponentSpec, Manifest, WebSocketSpec};
 use crate::router::RouteTable;
 use crate::state::RequestState;
 use crate::store::{ComponentDb, Database};
@@ -42,6 +43,8 @@ pub struct LoadedComponent {
     pub jobs_ready: Arc<Notify>,
     /// One permit per job running at once (`queue.workers`).
     pub job_slots: Arc<Semaphore>,
+    /// What its instances publish through.
+    pub hub: HubCtx,
 }
 
 impl LoadedComponent {
@@ -57,6 +60,8 @@ pub struct Snapshot {
     pub components: BTreeMap<ComponentName, Arc<LoadedComponent>>,
     /// Their routes.
     pub routes: RouteTable,
+    /// The hub's WebSocket endpoints.
+    pub websockets: Vec<WebSocketSpec>,
 }
 
 /// The host's components, swappable as a whole.
@@ -67,9 +72,7 @@ pub struct Registry {
 impl Registry {
     /// A registry serving `snapshot`.
     pub fn new(snapshot: Snapshot) -> Self {
-        Self {
-            current: ArcSwap::from_pointee(snapshot),
-        }
+        Self { current: ArcSwap::from_pointee(snapshot) }
     }
 
     /// The snapshot to serve one request from.
@@ -89,21 +92,17 @@ pub struct Loader {
     linker: Linker<RequestState>,
     cache: CompileCache,
     database: Database,
+    hub: Arc<Hub>,
 }
 
 impl Loader {
     /// A loader for `engine`, caching artifacts in `cache`.
-    pub fn new(engine: Engine, cache: CompileCache, database: Database) -> anyhow::Result<Self> {
+    pub fn new(engine: Engine, cache: CompileCache, database: Database, hub: Arc<Hub>) -> anyhow::Result<Self> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         crate::capability::add_to_linker(&mut linker)?;
-        Ok(Self {
-            engine,
-            linker,
-            cache,
-            database,
-        })
+        Ok(Self { engine, linker, cache, database, hub })
     }
 
     /// The host's database.
@@ -134,6 +133,7 @@ impl Loader {
             jobs,
             jobs_ready: Arc::new(Notify::new()),
             job_slots: Arc::new(Semaphore::new(spec.queue.workers as usize)),
+            hub: HubCtx::new(spec.name.clone(), self.hub.clone(), Arc::new(spec.publish_topics.clone())),
             spec: spec.clone(),
             pre,
         })
@@ -143,12 +143,7 @@ impl Loader {
     fn compile_and_link(
         &self,
         spec: &ComponentSpec,
-    ) -> anyhow::Result<(
-        ProxyPre<RequestState>,
-        Option<JobWorkerPre<RequestState>>,
-        String,
-        CacheOutcome,
-    )> {
+    ) -> anyhow::Result<(ProxyPre<RequestState>, Option<JobWorkerPre<RequestState>>, String, CacheOutcome)> {
         let name = &spec.name;
         let wasm = std::fs::read(&spec.wasm)
             .with_context(|| format!("failed to read component `{name}` from `{}`", spec.wasm.display()))?;
@@ -185,7 +180,7 @@ impl Loader {
             components.insert(spec.name.clone(), Arc::new(loaded));
         }
         let routes = RouteTable::build(manifest).map_err(|o| anyhow::anyhow!("{}", o.message))?;
-        Ok(Snapshot { components, routes })
+        Ok(Snapshot { components, routes, websockets: manifest.websockets.clone() })
     }
 }
 
@@ -193,19 +188,14 @@ impl Loader {
 /// table, then the component's migrations.
 pub async fn prepare_database(database: &Database, spec: &ComponentSpec) -> anyhow::Result<ComponentDb> {
     let name = &spec.name;
-    let db = database
-        .component(name)
-        .await
-        .with_context(|| format!("failed to open the database of `{name}`"))?;
+    let db = database.component(name).await.with_context(|| format!("failed to open the database of `{name}`"))?;
     crate::queue::jobs::ensure_table(&db)
         .await
         .with_context(|| format!("failed to create the jobs table of `{name}`"))?;
     if let Some(dir) = &spec.migrations {
         let files = crate::store::migrate::read_dir(dir, database.kind())
             .with_context(|| format!("component `{name}` refused"))?;
-        crate::store::migrate::apply(&db, &files)
-            .await
-            .with_context(|| format!("component `{name}` refused"))?;
+        crate::store::migrate::apply(&db, &files).await.with_context(|| format!("component `{name}` refused"))?;
         tracing::info!(component = %name, migrations = files.len(), "migrations up to date");
     }
     Ok(db)

@@ -26,24 +26,17 @@ impl RoutePattern {
             return Err(format!("`{text}` must start with `/`"));
         }
         if text.contains(['?', '#']) || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "`{text}` must be a plain path, without query, fragment or spaces"
-            ));
+            return Err(format!("`{text}` must be a plain path, without query, fragment or spaces"));
         }
         let pattern = match text.strip_suffix("/*") {
             Some(base) if !base.contains('*') => Self::Prefix(base.to_owned()),
             _ if text.contains('*') => {
-                return Err(format!(
-                    "`{text}`: `*` is only allowed as a final `/*` (a prefix route)"
-                ));
+                return Err(format!("`{text}`: `*` is only allowed as a final `/*` (a prefix route)"));
             }
             _ => Self::Exact(text.to_owned()),
         };
         if RESERVED_PATHS.iter().any(|reserved| pattern.is_within(reserved)) {
-            return Err(format!(
-                "`{text}` is reserved by the host ({})",
-                RESERVED_PATHS.join(", ")
-            ));
+            return Err(format!("`{text}` is reserved by the host ({})", RESERVED_PATHS.join(", ")));
         }
         Ok(pattern)
     }
@@ -53,10 +46,7 @@ impl RoutePattern {
         match self {
             Self::Exact(p) => p == path,
             Self::Prefix(base) => {
-                path == base
-                    || path
-                        .strip_prefix(base.as_str())
-                        .is_some_and(|rest| rest.starts_with('/'))
+                path == base || path.strip_prefix(base.as_str()).is_some_and(|rest| rest.starts_with('/'))
             }
         }
     }
@@ -111,6 +101,7 @@ struct Entry {
     methods: Option<BTreeSet<http::Method>>,
     component: ComponentName,
     max_body: u64,
+    too_large_code: Option<String>,
 }
 
 /// Where a request goes.
@@ -122,6 +113,8 @@ pub enum RouteMatch<'a> {
         component: &'a ComponentName,
         /// Body cap for the matched route.
         max_body: u64,
+        /// `error.code` of a 413 on this route, if not the default.
+        too_large_code: Option<&'a str>,
     },
     /// The path is routed but not for this method.
     MethodNotAllowed {
@@ -152,6 +145,7 @@ impl RouteTable {
                     methods: route.methods.clone(),
                     component: spec.name.clone(),
                     max_body: route.max_body,
+                    too_large_code: route.too_large_code.clone(),
                 };
                 if let Some((_, other)) = all.iter().find(|(_, other)| {
                     other.component != entry.component
@@ -171,6 +165,20 @@ impl RouteTable {
             }
         }
 
+        // WebSocket endpoints belong to the hub; no component route may take them.
+        for ws in &manifest.websockets {
+            if let Some((field, entry)) = all.iter().find(|(_, e)| e.pattern.matches(&ws.path)) {
+                return Err(RouteOverlap {
+                    component: entry.component.clone(),
+                    field: format!("{field}.path"),
+                    message: format!(
+                        "route `{}` overlaps WebSocket endpoint `{}` ({})",
+                        entry.pattern, ws.name, ws.path
+                    ),
+                });
+            }
+        }
+
         let mut table = Self::default();
         for (_, entry) in all {
             match &entry.pattern {
@@ -178,9 +186,7 @@ impl RouteTable {
                 RoutePattern::Prefix(_) => table.prefixes.push(entry),
             }
         }
-        table
-            .prefixes
-            .sort_by_key(|e| std::cmp::Reverse(e.pattern.root().len()));
+        table.prefixes.sort_by_key(|e| std::cmp::Reverse(e.pattern.root().len()));
         Ok(table)
     }
 
@@ -196,6 +202,7 @@ impl RouteTable {
                     return RouteMatch::Component {
                         component: &entry.component,
                         max_body: entry.max_body,
+                        too_large_code: entry.too_large_code.as_deref(),
                     };
                 }
             }
@@ -203,9 +210,7 @@ impl RouteTable {
         if allowed.is_empty() {
             RouteMatch::NotFound
         } else {
-            RouteMatch::MethodNotAllowed {
-                allowed: allowed.into_iter().collect(),
-            }
+            RouteMatch::MethodNotAllowed { allowed: allowed.into_iter().collect() }
         }
     }
 }
@@ -261,9 +266,7 @@ mod tests {
         assert_eq!(table.route(&get, "/nothing"), RouteMatch::NotFound);
         assert_eq!(
             table.route(&http::Method::DELETE, "/api/hook/"),
-            RouteMatch::MethodNotAllowed {
-                allowed: vec![http::Method::GET, http::Method::POST]
-            }
+            RouteMatch::MethodNotAllowed { allowed: vec![http::Method::GET, http::Method::POST] }
         );
     }
 

@@ -8,6 +8,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capability::config::ConfigCtx;
 use crate::capability::log::LogCtx;
+use crate::hub::HubCtx;
 use crate::limits::InstanceLimiter;
 use crate::outbound::OutboundHooks;
 use crate::queue::QueueCtx;
@@ -33,23 +34,18 @@ pub struct RequestState {
     pub(crate) store: StoreCtx,
     /// `wharf:host/queue`.
     pub(crate) queue: QueueCtx,
+    /// `wharf:host/hub`.
+    pub(crate) hub: HubCtx,
 }
 
 impl WasiView for RequestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for RequestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.outbound,
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
     }
 }

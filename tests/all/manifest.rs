@@ -40,11 +40,7 @@ async fn refuses_invalid_manifest_naming_component_and_field() {
     .err()
     .expect("must refuse to start");
     assert_eq!(failure.code, Some(1));
-    assert!(
-        failure.stderr.contains("component `hello`: field `limits.deadline`"),
-        "{}",
-        failure.stderr
-    );
+    assert!(failure.stderr.contains("component `hello`: field `limits.deadline`"), "{}", failure.stderr);
 }
 
 #[tokio::test]
@@ -59,10 +55,6 @@ async fn refuses_missing_wasm_file_naming_the_path() {
     .await
     .err()
     .expect("must refuse to start");
-    assert!(
-        failure.stderr.contains("failed to read component `ghost`"),
-        "{}",
-        failure.stderr
-    );
+    assert!(failure.stderr.contains("failed to read component `ghost`"), "{}", failure.stderr);
     assert!(failure.stderr.contains("does/not/exist.wasm"), "{}", failure.stderr);
 }

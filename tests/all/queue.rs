@@ -142,16 +142,7 @@ async fn two_hosts_on_one_postgres_database_share_the_jobs() {
     })
     .await;
     assert_eq!(count(&first, "SELECT COUNT(*) FROM effects").await, JOBS);
-    assert_eq!(
-        count(&first, "SELECT COUNT(*) FROM deliveries").await,
-        JOBS,
-        "no job ran twice"
-    );
+    assert_eq!(count(&first, "SELECT COUNT(*) FROM deliveries").await, JOBS, "no job ran twice");
     let ran = |w: &Wharf| w.log().matches("job done").count();
-    assert!(
-        ran(&first) > 0 && ran(&second) > 0,
-        "both hosts must take jobs: {} / {}",
-        ran(&first),
-        ran(&second)
-    );
+    assert!(ran(&first) > 0 && ran(&second) > 0, "both hosts must take jobs: {} / {}", ran(&first), ran(&second));
 }

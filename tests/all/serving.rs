@@ -39,13 +39,7 @@ async fn unrouted_path_is_a_json_404_with_request_id() {
 async fn client_request_id_is_echoed_on_success_and_error() {
     let wharf = Wharf::start(HELLO).await;
     for path in ["/hello/", "/nowhere"] {
-        let response = wharf
-            .client
-            .get(wharf.url(path))
-            .header("x-request-id", "trace-42")
-            .send()
-            .await
-            .unwrap();
+        let response = wharf.client.get(wharf.url(path)).header("x-request-id", "trace-42").send().await.unwrap();
         assert_eq!(response.headers()["x-request-id"], "trace-42", "{path}");
     }
 }
@@ -82,34 +76,17 @@ async fn body_over_the_route_cap_is_413_whether_declared_or_streamed() {
         "#,
     )
     .await;
-    let small = wharf
-        .client
-        .post(wharf.url("/misbehave/ok"))
-        .body(vec![b'x'; 1024])
-        .send()
-        .await
-        .unwrap();
+    let small = wharf.client.post(wharf.url("/misbehave/ok")).body(vec![b'x'; 1024]).send().await.unwrap();
     assert_eq!(small.status(), 200);
 
-    let declared = wharf
-        .client
-        .post(wharf.url("/misbehave/ok"))
-        .body(vec![b'x'; 1025])
-        .send()
-        .await
-        .unwrap();
+    let declared = wharf.client.post(wharf.url("/misbehave/ok")).body(vec![b'x'; 1025]).send().await.unwrap();
     assert_eq!(declared.status(), 413);
     assert_eq!(error_code(declared).await, "body_too_large");
 
     // Chunked: no Content-Length, the cap is found while reading.
     let chunks = futures_chunks(vec![vec![b'y'; 600], vec![b'y'; 600]]);
-    let streamed = wharf
-        .client
-        .post(wharf.url("/misbehave/ok"))
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
-        .unwrap();
+    let streamed =
+        wharf.client.post(wharf.url("/misbehave/ok")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
     assert_eq!(streamed.status(), 413);
 }
 
@@ -128,6 +105,9 @@ async fn default_manifest_serves_every_bundled_component() {
     for (name, entry) in components.iter_mut() {
         let table = entry.as_table_mut().unwrap();
         table.insert("wasm".into(), format!("{{wasm:{name}}}").into());
+        if let Some(dir) = table.get("migrations").and_then(|m| m.as_str()).map(str::to_owned) {
+            table.insert("migrations".into(), format!("{{repo}}/{dir}").into());
+        }
     }
     let wharf = Wharf::start(&doc.to_string()).await;
     let ready: serde_json::Value = wharf.get("/readyz").await.json().await.unwrap();

@@ -27,15 +27,11 @@ pub(crate) fn storetest_manifest(extra: &str) -> String {
 }
 
 async fn query(wharf: &Wharf, sql: &str, params: serde_json::Value) -> (u16, serde_json::Value) {
-    wharf
-        .post_json("/store/query", json!({ "sql": sql, "params": params }))
-        .await
+    wharf.post_json("/store/query", json!({ "sql": sql, "params": params })).await
 }
 
 async fn execute(wharf: &Wharf, sql: &str, params: serde_json::Value) -> (u16, serde_json::Value) {
-    wharf
-        .post_json("/store/execute", json!({ "sql": sql, "params": params }))
-        .await
+    wharf.post_json("/store/execute", json!({ "sql": sql, "params": params })).await
 }
 
 both_backends! {

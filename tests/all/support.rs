@@ -47,10 +47,7 @@ pub fn manifest(template: &str) -> String {
 
 /// The repository root (where `components.toml` lives).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repo root")
 }
 
 /// Which database a host under test uses.
@@ -76,13 +73,8 @@ impl Backend {
             return None;
         };
         let name = format!("wharf_t_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&admin_url)
-            .await
-            .expect("connect to the test PostgreSQL");
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .expect("create test database");
+        let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to the test PostgreSQL");
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create test database");
         admin.close().await;
         let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
         Some(Backend::Postgres(format!("{base}/{name}")))
@@ -134,10 +126,7 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -168,9 +157,7 @@ pub struct StartFailure {
 impl Wharf {
     /// Starts a host with `manifest_toml` in a fresh temporary directory.
     pub async fn start(manifest_toml: &str) -> Wharf {
-        Self::try_start(manifest_toml)
-            .await
-            .unwrap_or_else(|f| panic!("wharf failed to start: {f:?}"))
+        Self::try_start(manifest_toml).await.unwrap_or_else(|f| panic!("wharf failed to start: {f:?}"))
     }
 
     /// Like [`Wharf::start`], but returns a start failure instead of panicking.
@@ -180,9 +167,7 @@ impl Wharf {
 
     /// Starts a host with `manifest_toml` on `backend`.
     pub async fn start_on(manifest_toml: &str, backend: Backend) -> Wharf {
-        Self::try_start_on(manifest_toml, backend)
-            .await
-            .unwrap_or_else(|f| panic!("wharf failed to start: {f:?}"))
+        Self::try_start_on(manifest_toml, backend).await.unwrap_or_else(|f| panic!("wharf failed to start: {f:?}"))
     }
 
     /// Like [`Wharf::start_on`], but returns a start failure instead of panicking.
@@ -200,10 +185,7 @@ impl Wharf {
     pub async fn restart(mut self) -> Wharf {
         let temp = self._temp.take();
         self.stop();
-        let mut next = self
-            .relaunch()
-            .await
-            .unwrap_or_else(|f| panic!("restart failed: {f:?}"));
+        let mut next = self.relaunch().await.unwrap_or_else(|f| panic!("restart failed: {f:?}"));
         next._temp = temp;
         next
     }
@@ -226,11 +208,7 @@ impl Wharf {
         let data = dir.join("data");
         let _ = std::fs::remove_file(data.join("http.addr"));
         let log_path = dir.join("wharf.log");
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("log");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
             .arg("serve")
             .arg("--manifest")
@@ -248,19 +226,10 @@ impl Wharf {
             .expect("spawn wharf");
         let started = Instant::now();
         loop {
-            let bound = std::fs::read_to_string(data.join("http.addr"))
-                .ok()
-                .and_then(|t| t.trim().parse().ok());
+            let bound = std::fs::read_to_string(data.join("http.addr")).ok().and_then(|t| t.trim().parse().ok());
             if let Some(addr) = bound {
                 let client = reqwest::Client::builder().no_proxy().build().expect("client");
-                return Ok(Wharf {
-                    child,
-                    addr,
-                    dir: dir.to_owned(),
-                    _temp: None,
-                    client,
-                    backend,
-                });
+                return Ok(Wharf { child, addr, dir: dir.to_owned(), _temp: None, client, backend });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(StartFailure {
@@ -268,10 +237,7 @@ impl Wharf {
                     stderr: std::fs::read_to_string(&log_path).unwrap_or_default(),
                 });
             }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "wharf did not listen within {START_TIMEOUT:?}"
-            );
+            assert!(started.elapsed() < START_TIMEOUT, "wharf did not listen within {START_TIMEOUT:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -346,10 +312,7 @@ pub async fn error_code(response: reqwest::Response) -> String {
         .map(str::to_owned)
         .expect("x-request-id on every response");
     let content_type = response.headers().get("content-type").cloned();
-    assert_eq!(
-        content_type.as_ref().and_then(|v| v.to_str().ok()),
-        Some("application/json")
-    );
+    assert_eq!(content_type.as_ref().and_then(|v| v.to_str().ok()), Some("application/json"));
     let body: serde_json::Value = response.json().await.expect("JSON error body");
     let error = &body["error"];
     assert_eq!(error["request_id"], serde_json::Value::String(request_id), "{body}");

@@ -27,10 +27,7 @@ async fn main() -> std::io::Result<()> {
                     .body(Full::new(Bytes::from_static(BODY.as_bytes())));
                 Ok::<_, Infallible>(response.unwrap_or_default())
             });
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }

@@ -10,14 +10,9 @@ async fn main() -> Result<(), sqlx::Error> {
     let (url, sql) = (&args[1], &args[2]);
     let times: u32 = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(1000);
     let per_query = if url.starts_with("postgres") {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect(url)
-            .await?;
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
         if let Some(schema) = args.get(4) {
-            sqlx::query(&format!("SET search_path TO \"{schema}\""))
-                .execute(&pool)
-                .await?;
+            sqlx::query(&format!("SET search_path TO \"{schema}\"")).execute(&pool).await?;
         }
         let started = Instant::now();
         for _ in 0..times {
@@ -25,10 +20,7 @@ async fn main() -> Result<(), sqlx::Error> {
         }
         started.elapsed().as_micros() as f64 / f64::from(times)
     } else {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect(url)
-            .await?;
+        let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect(url).await?;
         let started = Instant::now();
         for _ in 0..times {
             sqlx::query(sql).bind(1_i64).fetch_all(&pool).await?;

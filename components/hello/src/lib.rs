@@ -10,14 +10,9 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     let name = if name.is_empty() { "world" } else { name };
     let greeting = wharf_guest::config::get("greeting").unwrap_or_else(|| "Hello".to_owned());
     wharf_guest::info!("greeting {name}");
-    let body = format!(
-        "{{\"message\":{},\"component\":\"hello\"}}",
-        json_string(&format!("{greeting}, {name}!"))
-    );
-    let response = Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "application/json")
-        .body(Body::from(body))?;
+    let body = format!("{{\"message\":{},\"component\":\"hello\"}}", json_string(&format!("{greeting}, {name}!")));
+    let response =
+        Response::builder().status(StatusCode::OK).header("content-type", "application/json").body(Body::from(body))?;
     Ok(response)
 }
 

@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     imports: {
         "wharf:host/store": async,
         "wharf:host/queue": async,
+        "wharf:host/hub": async,
     },
     exports: { default: async },
 });

@@ -6,7 +6,7 @@ mod bindings;
 pub mod config;
 pub mod log;
 
-pub(crate) use bindings::{Host_Pre as JobWorkerPre, job_handler, queue, store};
+pub(crate) use bindings::{Host_Pre as JobWorkerPre, hub, job_handler, queue, store};
 
 use wasmtime::component::Linker;
 
@@ -23,11 +23,13 @@ pub enum HostInterface {
     Store,
     /// `wharf:host/queue`: durable jobs.
     Queue,
+    /// `wharf:host/hub`: publish to WebSocket clients.
+    Hub,
 }
 
 impl HostInterface {
     /// Every interface this host provides.
-    pub const ALL: &'static [HostInterface] = &[Self::Config, Self::Log, Self::Store, Self::Queue];
+    pub const ALL: &'static [HostInterface] = &[Self::Config, Self::Log, Self::Store, Self::Queue, Self::Hub];
 
     /// The short name used in grants and in the WIT interface name.
     pub fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl HostInterface {
             Self::Log => "log",
             Self::Store => "store",
             Self::Queue => "queue",
+            Self::Hub => "hub",
         }
     }
 
@@ -61,5 +64,6 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
     log::add_to_linker(linker)?;
     crate::store::add_to_linker(linker)?;
     crate::queue::add_to_linker(linker)?;
+    crate::hub::add_to_linker(linker)?;
     Ok(())
 }

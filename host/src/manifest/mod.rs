@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::capability::HostInterface;
 use crate::router::{RoutePattern, RouteTable};
-use raw::{RawComponent, RawLimits, RawManifest, RawQueue, RawSize};
+use raw::{RawComponent, RawLimits, RawManifest, RawQueue, RawSize, RawWebSocket};
 
 /// A manifest that failed to load or validate.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +86,38 @@ pub struct Manifest {
     pub path: PathBuf,
     /// Every component, by name.
     pub components: BTreeMap<ComponentName, ComponentSpec>,
+    /// WebSocket endpoints, by path.
+    pub websockets: Vec<WebSocketSpec>,
+}
+
+/// A WebSocket endpoint of the hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketSpec {
+    /// Its name in the manifest.
+    pub name: String,
+    /// The exact path clients connect to.
+    pub path: String,
+    /// The topic its clients receive.
+    pub topic: String,
+    /// Components that may publish to the topic.
+    pub publishers: BTreeSet<ComponentName>,
+    /// Where `?after=ID` is answered, if anywhere.
+    pub replay: Option<ReplaySpec>,
+    /// Clients connected at once.
+    pub max_clients: u32,
+    /// Messages queued per client before it is dropped.
+    pub buffer: u32,
+    /// Largest message a client may send, in bytes.
+    pub max_client_message: u64,
+}
+
+/// A component route answering replay requests for a WebSocket endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplaySpec {
+    /// The component.
+    pub component: ComponentName,
+    /// Its path (the host adds `?after=ID&limit=N`).
+    pub path: String,
 }
 
 /// One component as the host runs it.
@@ -109,6 +141,8 @@ pub struct ComponentSpec {
     pub migrations: Option<PathBuf>,
     /// How its jobs are processed.
     pub queue: QueueSpec,
+    /// Hub topics it may publish to (from `[websockets]` publishers).
+    pub publish_topics: BTreeSet<String>,
 }
 
 impl ComponentSpec {
@@ -146,6 +180,8 @@ pub struct RouteSpec {
     pub methods: Option<BTreeSet<http::Method>>,
     /// Body cap for requests on this route.
     pub max_body: u64,
+    /// `error.code` of a 413 on this route (default `body_too_large`).
+    pub too_large_code: Option<String>,
 }
 
 /// What a component may use beyond the sandboxed WASI basics.
@@ -170,9 +206,8 @@ pub struct Origin {
 
 impl Origin {
     fn parse(text: &str) -> Result<Self, String> {
-        let uri: http::Uri = text
-            .parse()
-            .map_err(|_| format!("`{text}` is not an origin like `https://api.example.com:8443`"))?;
+        let uri: http::Uri =
+            text.parse().map_err(|_| format!("`{text}` is not an origin like `https://api.example.com:8443`"))?;
         let scheme = uri.scheme_str().unwrap_or_default().to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
             return Err(format!("`{text}` must start with `http://` or `https://`"));
@@ -183,11 +218,7 @@ impl Origin {
         if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
             return Err(format!("`{text}` must be an origin without a path"));
         }
-        Ok(Self {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port: uri.port_u16(),
-        })
+        Ok(Self { scheme, host: host.to_ascii_lowercase(), port: uri.port_u16() })
     }
 
     /// The port requests to this origin use.
@@ -239,10 +270,8 @@ pub const MAX_MEMORY_LIMIT: u64 = 1 << 30;
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            file: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { file: path.to_owned(), source })?;
         Self::parse(path, &text)
     }
 
@@ -270,10 +299,19 @@ impl Manifest {
             components.insert(spec.name.clone(), spec);
         }
 
-        let manifest = Self {
-            path: path.to_owned(),
-            components,
-        };
+        let mut websockets = Vec::new();
+        for (name, raw_ws) in &raw.websockets {
+            let section = format!("websockets.{name}");
+            let ws = resolve_websocket(name, raw_ws, &mut components)
+                .map_err(|(field, message)| invalid(&section, &field, message))?;
+            if let Some(other) = websockets.iter().find(|w: &&WebSocketSpec| w.path == ws.path) {
+                let message = format!("`{}` is also the path of websocket `{}`", ws.path, other.name);
+                return Err(invalid(&section, "path", message));
+            }
+            websockets.push(ws);
+        }
+
+        let manifest = Self { path: path.to_owned(), components, websockets };
         // Building the table is what finds overlaps between components.
         RouteTable::build(&manifest)
             .map_err(|overlap| invalid(overlap.component.as_str(), &overlap.field, overlap.message))?;
@@ -308,10 +346,7 @@ fn resolve_component(
         let methods = match &route.methods {
             None => None,
             Some(list) if list.is_empty() => {
-                return Err((
-                    field("methods"),
-                    "must not be empty; leave it out to allow every method".into(),
-                ));
+                return Err((field("methods"), "must not be empty; leave it out to allow every method".into()));
             }
             Some(list) => Some(
                 list.iter()
@@ -324,11 +359,16 @@ fn resolve_component(
             Some(size) => parse_size(size).map_err(|m| (field("max_body"), m))?,
             None => limits.max_body,
         };
-        routes.push(RouteSpec {
-            pattern,
-            methods,
-            max_body,
-        });
+        let too_large_code = match &route.too_large_code {
+            Some(code) if !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_') => {
+                Some(code.clone())
+            }
+            Some(_) => {
+                return Err((field("too_large_code"), "must be a snake_case code like \"batch_too_large\"".into()));
+            }
+            None => None,
+        };
+        routes.push(RouteSpec { pattern, methods, max_body, too_large_code });
     }
 
     let mut interfaces = BTreeSet::new();
@@ -338,11 +378,7 @@ fn resolve_component(
                 format!("grants.interfaces[{i}]"),
                 format!(
                     "`{iface}` is not a wharf:host interface; known: {}",
-                    HostInterface::ALL
-                        .iter()
-                        .map(|i| i.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    HostInterface::ALL.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
                 ),
             )
         })?;
@@ -358,6 +394,7 @@ fn resolve_component(
 
     let queue = resolve_queue(&raw.queue, &limits).map_err(|(f, m)| (format!("queue.{f}"), m))?;
     Ok(ComponentSpec {
+        publish_topics: BTreeSet::new(),
         migrations: raw.migrations.as_ref().map(|dir| base_dir.join(dir)),
         queue,
         wasm: base_dir.join(&raw.wasm),
@@ -373,12 +410,8 @@ fn resolve_component(
 fn resolve_limits(raw: &RawLimits, base: Limits) -> Result<Limits, FieldError> {
     let mut limits = base;
     if let Some(text) = &raw.deadline {
-        let deadline = humantime::parse_duration(text).map_err(|e| {
-            (
-                "deadline".into(),
-                format!("`{text}` is not a duration like \"5s\" or \"500ms\": {e}"),
-            )
-        })?;
+        let deadline = humantime::parse_duration(text)
+            .map_err(|e| ("deadline".into(), format!("`{text}` is not a duration like \"5s\" or \"500ms\": {e}")))?;
         if deadline < Duration::from_millis(1) || deadline > Duration::from_secs(3600) {
             return Err(("deadline".into(), "must be between 1ms and 1h".into()));
         }
@@ -412,6 +445,60 @@ fn resolve_limits(raw: &RawLimits, base: Limits) -> Result<Limits, FieldError> {
     Ok(limits)
 }
 
+fn resolve_websocket(
+    name: &str,
+    raw: &RawWebSocket,
+    components: &mut BTreeMap<ComponentName, ComponentSpec>,
+) -> Result<WebSocketSpec, FieldError> {
+    let pattern = RoutePattern::parse(&raw.path).map_err(|m| ("path".to_owned(), m))?;
+    let RoutePattern::Exact(path) = pattern else {
+        return Err(("path".into(), "a WebSocket endpoint is one exact path, without `/*`".into()));
+    };
+    if raw.topic.is_empty() || raw.topic.len() > 128 {
+        return Err(("topic".into(), "must be 1 to 128 characters".into()));
+    }
+    let mut publishers = BTreeSet::new();
+    for (i, publisher) in raw.publishers.iter().enumerate() {
+        let field = format!("publishers[{i}]");
+        let name = ComponentName::parse(publisher).map_err(|m| (field.clone(), m))?;
+        let Some(spec) = components.get_mut(&name) else {
+            return Err((field, format!("there is no component `{publisher}`")));
+        };
+        if !spec.grants.interfaces.contains(&HostInterface::Hub) {
+            return Err((field, format!("component `{publisher}` is not granted \"hub\"")));
+        }
+        spec.publish_topics.insert(raw.topic.clone());
+        publishers.insert(name);
+    }
+    let replay = match &raw.replay {
+        None => None,
+        Some(r) => {
+            let component = ComponentName::parse(&r.component).map_err(|m| ("replay.component".to_owned(), m))?;
+            if !components.contains_key(&component) {
+                return Err(("replay.component".into(), format!("there is no component `{}`", r.component)));
+            }
+            if !r.path.starts_with('/') {
+                return Err(("replay.path".into(), "must start with `/`".into()));
+            }
+            Some(ReplaySpec { component, path: r.path.clone() })
+        }
+    };
+    let max_client_message = match &raw.max_client_message {
+        Some(size) => parse_size(size).map_err(|m| ("max_client_message".to_owned(), m))?,
+        None => 64 << 10,
+    };
+    Ok(WebSocketSpec {
+        name: name.to_owned(),
+        path,
+        topic: raw.topic.clone(),
+        publishers,
+        replay,
+        max_clients: raw.max_clients.unwrap_or(10_000).max(1),
+        buffer: raw.buffer.unwrap_or(256).max(1),
+        max_client_message,
+    })
+}
+
 fn resolve_queue(raw: &RawQueue, limits: &Limits) -> Result<QueueSpec, FieldError> {
     let duration = |field: &str, text: &Option<String>, default: Duration| match text {
         None => Ok(default),
@@ -433,18 +520,9 @@ fn resolve_queue(raw: &RawQueue, limits: &Limits) -> Result<QueueSpec, FieldErro
     }
     let lease = duration("lease", &raw.lease, limits.deadline + Duration::from_secs(10))?;
     if lease <= limits.deadline {
-        return Err((
-            "lease".into(),
-            format!("must be longer than the deadline ({:?})", limits.deadline),
-        ));
+        return Err(("lease".into(), format!("must be longer than the deadline ({:?})", limits.deadline)));
     }
-    Ok(QueueSpec {
-        workers,
-        max_attempts,
-        backoff,
-        max_backoff,
-        lease,
-    })
+    Ok(QueueSpec { workers, max_attempts, backoff, max_backoff, lease })
 }
 
 fn parse_size(size: &RawSize) -> Result<u64, String> {

@@ -27,6 +27,48 @@ pub(crate) struct RawManifest {
     /// ```
     #[serde(default)]
     pub(crate) components: BTreeMap<String, RawComponent>,
+
+    /// WebSocket endpoints served by the hub, keyed by name.
+    ///
+    /// ```toml
+    /// [websockets.email]
+    /// path = "/ws/email/"
+    /// topic = "email"
+    /// publishers = ["mandrill"]
+    /// ```
+    #[serde(default)]
+    pub(crate) websockets: BTreeMap<String, RawWebSocket>,
+}
+
+/// One `[websockets.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebSocket {
+    /// The exact path clients connect to: `path = "/ws/email/"`.
+    pub(crate) path: String,
+    /// The hub topic its clients receive: `topic = "email"`.
+    pub(crate) topic: String,
+    /// Components allowed to publish to the topic: `publishers = ["mandrill"]`.
+    #[serde(default)]
+    pub(crate) publishers: Vec<String>,
+    /// Where a reconnecting client's `?after=ID` is answered:
+    /// `replay = { component = "mandrill", path = "/api/events/_replay" }`.
+    #[serde(default)]
+    pub(crate) replay: Option<RawReplay>,
+    /// Clients connected at once: `max_clients = 10000`.
+    pub(crate) max_clients: Option<u32>,
+    /// Messages queued per client before it is dropped as too slow: `buffer = 256`.
+    pub(crate) buffer: Option<u32>,
+    /// Largest message a client may send: `max_client_message = "64KiB"`.
+    pub(crate) max_client_message: Option<RawSize>,
+}
+
+/// `replay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReplay {
+    pub(crate) component: String,
+    pub(crate) path: String,
 }
 
 /// `[defaults]`.
@@ -121,6 +163,10 @@ pub(crate) struct RawRoute {
     /// `max_body = "20MiB"`
     #[serde(default)]
     pub(crate) max_body: Option<RawSize>,
+    /// The `error.code` of this route's 413, when the feature names one:
+    /// `too_large_code = "batch_too_large"`.
+    #[serde(default)]
+    pub(crate) too_large_code: Option<String>,
 }
 
 /// `grants`.

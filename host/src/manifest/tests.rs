@@ -32,9 +32,7 @@ fn unknown_field_error_names_the_field() {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/manifest/testdata/unknown_field.toml"))
             .unwrap();
-    let err = Manifest::parse(Path::new("components.toml"), &text)
-        .unwrap_err()
-        .to_string();
+    let err = Manifest::parse(Path::new("components.toml"), &text).unwrap_err().to_string();
     assert!(err.contains("unknown field `memory`"), "{err}");
 }
 

@@ -121,28 +121,10 @@ pub(crate) async fn claim(db: &ComponentDb, lease_until: i64) -> Result<Option<C
          RETURNING id, queue, payload, CAST(attempts AS BIGINT) AS attempts, CAST(max_attempts AS BIGINT) AS max_attempts"
     );
     let row: Option<(i64, String, String, i64, i64)> = match db {
-        ComponentDb::Sqlite(pool) => {
-            sqlx::query_as(&sql)
-                .bind(lease_until)
-                .bind(now)
-                .fetch_optional(pool)
-                .await?
-        }
-        ComponentDb::Postgres(pool) => {
-            sqlx::query_as(&sql)
-                .bind(lease_until)
-                .bind(now)
-                .fetch_optional(pool)
-                .await?
-        }
+        ComponentDb::Sqlite(pool) => sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?,
+        ComponentDb::Postgres(pool) => sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?,
     };
-    Ok(row.map(|(id, queue, payload, attempts, max_attempts)| Claimed {
-        id,
-        queue,
-        payload,
-        attempts,
-        max_attempts,
-    }))
+    Ok(row.map(|(id, queue, payload, attempts, max_attempts)| Claimed { id, queue, payload, attempts, max_attempts }))
 }
 
 /// Marks a job done.

@@ -34,10 +34,7 @@ pub struct QueueCtx {
 impl QueueCtx {
     /// A context for a component whose workers wait on `notify`.
     pub fn new(notify: Arc<Notify>, default_max_attempts: u32) -> Self {
-        Self {
-            notify,
-            default_max_attempts,
-        }
+        Self { notify, default_max_attempts }
     }
 }
 
@@ -69,9 +66,7 @@ impl Host for QueueView<'_> {
             run_at: jobs::now_ms().saturating_add(delay),
             idempotency_key: options.idempotency_key.as_deref(),
         };
-        let id = jobs::insert(self.store, job)
-            .await
-            .map_err(|e| Error::Unavailable(format!("{e:?}")))?;
+        let id = jobs::insert(self.store, job).await.map_err(|e| Error::Unavailable(format!("{e:?}")))?;
         if self.store.in_transaction() {
             self.store.notify_after_commit(self.queue.notify.clone());
         } else {
@@ -99,13 +94,7 @@ impl Host for QueueView<'_> {
             Some(Value::Text(status)),
             Some(Value::Integer(attempts)),
             last,
-        ) = (
-            values.next(),
-            values.next(),
-            values.next(),
-            values.next(),
-            values.next(),
-        )
+        ) = (values.next(), values.next(), values.next(), values.next(), values.next())
         else {
             return Err(Error::Unavailable("unexpected row shape in the jobs table".into()));
         };
@@ -119,13 +108,7 @@ impl Host for QueueView<'_> {
             Some(Value::Text(e)) => Some(e),
             _ => None,
         };
-        Ok(Some(JobInfo {
-            id,
-            queue,
-            status,
-            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            last_error,
-        }))
+        Ok(Some(JobInfo { id, queue, status, attempts: u32::try_from(attempts).unwrap_or(u32::MAX), last_error }))
     }
 }
 

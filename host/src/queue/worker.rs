@@ -26,11 +26,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 pub fn start_all(registry: Arc<Registry>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     let snapshot = registry.snapshot();
     let mut handles = Vec::new();
-    for component in snapshot
-        .components
-        .values()
-        .filter(|c| c.jobs.is_some() && c.db.is_some())
-    {
+    for component in snapshot.components.values().filter(|c| c.jobs.is_some() && c.db.is_some()) {
         for index in 0..component.spec.queue.workers {
             let (registry, name, shutdown) = (registry.clone(), component.spec.name.clone(), shutdown.clone());
             let span = tracing::info_span!("worker", component = %name, index);
@@ -71,10 +67,7 @@ async fn run(component: &LoadedComponent, db: &crate::store::ComponentDb, job: C
     async {
         if job.attempts > job.max_attempts {
             // Its earlier workers died holding it (lease expired) every time.
-            let error = format!(
-                "gave up after {} deliveries whose workers never reported back",
-                job.max_attempts
-            );
+            let error = format!("gave up after {} deliveries whose workers never reported back", job.max_attempts);
             record(jobs::bury(db, job.id, &error).await);
             tracing::warn!("job dead: {error}");
             return;
@@ -105,11 +98,7 @@ async fn deliver(component: &LoadedComponent, job: &Claimed) -> Result<(), Strin
     let Some(pre) = component.jobs.clone() else {
         return Err("the component no longer handles jobs".into());
     };
-    let _slot = component
-        .job_slots
-        .acquire()
-        .await
-        .map_err(|_| "the component is shutting down".to_owned())?;
+    let _slot = component.job_slots.acquire().await.map_err(|_| "the component is shutting down".to_owned())?;
     let mut store = crate::instance::new_store(component);
     let wit_job = Job {
         id: job.id,
@@ -175,15 +164,9 @@ mod tests {
         };
         for _ in 0..50 {
             let first = backoff(&spec, 1);
-            assert!(
-                first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
-                "{first:?}"
-            );
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
             let third = backoff(&spec, 3);
-            assert!(
-                third >= Duration::from_millis(200) && third <= Duration::from_millis(400),
-                "{third:?}"
-            );
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400), "{third:?}");
             let tenth = backoff(&spec, 10);
             assert!(tenth <= Duration::from_millis(1000), "{tenth:?}");
         }

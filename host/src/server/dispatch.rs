@@ -30,7 +30,7 @@ pub(super) async fn handle(host: Arc<Host>, request: http::Request<Incoming>) ->
         status = field::Empty,
     );
     async move {
-        let mut response = match answer(&host, request).await {
+        let mut response = match answer(&host, request, &request_id).await {
             Ok(response) => response,
             Err(error) => error.into_response(&request_id),
         };
@@ -45,28 +45,32 @@ pub(super) async fn handle(host: Arc<Host>, request: http::Request<Incoming>) ->
     .await
 }
 
-async fn answer(host: &Host, request: http::Request<Incoming>) -> Result<Response, HostError> {
+async fn answer(host: &Arc<Host>, request: http::Request<Incoming>, request_id: &str) -> Result<Response, HostError> {
     if let Some(response) = host_path(host, request.uri().path()).await {
         return Ok(response);
     }
     let snapshot = host.registry.snapshot();
-    let (component, max_body) = match snapshot.routes.route(request.method(), request.uri().path()) {
-        RouteMatch::Component { component, max_body } => (component, max_body),
+    if let Some(endpoint) = snapshot.websockets.iter().find(|w| w.path == request.uri().path()) {
+        return Ok(super::websocket::accept(host.clone(), endpoint.clone(), request, request_id));
+    }
+    let (component, (max_body, too_large_code)) = match snapshot.routes.route(request.method(), request.uri().path()) {
+        RouteMatch::Component { component, max_body, too_large_code } => (component, (max_body, too_large_code)),
         RouteMatch::MethodNotAllowed { allowed } => return Err(HostError::MethodNotAllowed { allowed }),
         RouteMatch::NotFound => {
-            return Err(HostError::NotFound {
-                path: request.uri().path().to_owned(),
-            });
+            return Err(HostError::NotFound { path: request.uri().path().to_owned() });
         }
     };
     let Some(component) = snapshot.components.get(component).cloned() else {
-        return Err(HostError::NotFound {
-            path: request.uri().path().to_owned(),
-        });
+        return Err(HostError::NotFound { path: request.uri().path().to_owned() });
     };
     tracing::Span::current().record("component", component.spec.name.as_str());
 
-    let request = read_body(request, max_body).await?;
+    let too_large = || HostError::BodyTooLarge { limit: max_body, code: too_large_code.map(str::to_owned) };
+    let mut request = read_body(request, max_body, too_large).await?;
+    // Components put the host's request id in their own error bodies.
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        request.headers_mut().insert(request_id::HEADER, value);
+    }
     let label = component.label();
     let mut response = guest::serve(component, request).await?;
     if let Ok(value) = HeaderValue::from_str(&label) {
@@ -78,28 +82,27 @@ async fn answer(host: &Host, request: http::Request<Incoming>) -> Result<Respons
 /// Buffers the body, refusing it as soon as it passes `max_body` (up front
 /// when `Content-Length` already says so). Also makes sure the request has
 /// the authority wasi:http requires.
-async fn read_body(request: http::Request<Incoming>, max_body: u64) -> Result<http::Request<Full<Bytes>>, HostError> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+async fn read_body(
+    request: http::Request<Incoming>,
+    max_body: u64,
+    too_large: impl Fn() -> HostError,
+) -> Result<http::Request<Full<Bytes>>, HostError> {
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max_body) {
-        return Err(HostError::BodyTooLarge { limit: max_body });
+        return Err(too_large());
     }
     let (mut parts, body) = request.into_parts();
     let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(HostError::BodyTooLarge { limit: max_body });
+            return Err(too_large());
         }
         Err(e) => return Err(HostError::BadBody(e.to_string())),
     };
     if parts.uri.authority().is_none() && !parts.headers.contains_key(header::HOST) {
-        parts
-            .headers
-            .insert(header::HOST, HeaderValue::from_static("localhost"));
+        parts.headers.insert(header::HOST, HeaderValue::from_static("localhost"));
     }
     Ok(http::Request::from_parts(parts, Full::new(bytes)))
 }
@@ -140,11 +143,7 @@ async fn readiness(host: &Host) -> Response {
         }
         components.insert(component.spec.name.to_string(), entry);
     }
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not_ready" },
         "database": database,

@@ -30,6 +30,8 @@ pub enum HostError {
     BodyTooLarge {
         /// The cap, in bytes.
         limit: u64,
+        /// The route's own `error.code` for this, if it names one.
+        code: Option<String>,
     },
     /// The request body could not be read.
     #[error("request body could not be read: {0}")]
@@ -68,11 +70,11 @@ impl HostError {
     }
 
     /// The `error.code` of the body.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             Self::NotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyTooLarge { code, .. } => code.as_deref().unwrap_or("body_too_large"),
             Self::BadBody(_) => "invalid_body",
             Self::Overloaded(_) => "overloaded",
             Self::DeadlineExceeded(_) => "deadline_exceeded",
@@ -89,7 +91,7 @@ impl HostError {
                 "This path accepts {}.",
                 allowed.iter().map(http::Method::as_str).collect::<Vec<_>>().join(", ")
             ),
-            Self::BodyTooLarge { limit } => {
+            Self::BodyTooLarge { limit, .. } => {
                 format!("The request body is larger than this route accepts ({limit} bytes).")
             }
             Self::BadBody(_) => "The request body could not be read.".into(),
@@ -119,9 +121,7 @@ impl HostError {
                 }
             }
             Self::Overloaded(_) => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -147,9 +147,7 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> http::Resp
     let bytes = Bytes::from(body.to_string());
     let mut response = http::Response::new(full(bytes));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

@@ -24,23 +24,12 @@ pub(super) async fn serve(
     request: http::Request<Full<Bytes>>,
 ) -> Result<http::Response<HyperOutgoingBody>, HostError> {
     let name = component.spec.name.clone();
-    let permit = component
-        .instances
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| HostError::Overloaded(name.clone()))?;
+    let permit = component.instances.clone().try_acquire_owned().map_err(|_| HostError::Overloaded(name.clone()))?;
 
     let mut store = crate::instance::new_store(&component);
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let fail = |error: wasmtime::Error| HostError::ComponentFailed {
-        component: name.clone(),
-        error: error.into(),
-    };
-    let request = store
-        .data_mut()
-        .http()
-        .new_incoming_request(Scheme::Http, request)
-        .map_err(fail)?;
+    let fail = |error: wasmtime::Error| HostError::ComponentFailed { component: name.clone(), error: error.into() };
+    let request = store.data_mut().http().new_incoming_request(Scheme::Http, request).map_err(fail)?;
     let outparam = store.data_mut().http().new_response_outparam(sender).map_err(fail)?;
 
     // The guest runs in its own task so it can keep streaming the body after
@@ -52,10 +41,7 @@ pub(super) async fn serve(
             let _permit = permit;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, request, outparam)
-                    .await
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, request, outparam).await
             };
             match tokio::time::timeout(deadline, run).await {
                 Err(_elapsed) => Err(GuestFailure::Deadline),
@@ -82,10 +68,30 @@ pub(super) async fn serve(
                 component: name,
                 error: anyhow!("component returned without calling `response-outparam.set`"),
             },
-            Err(join) => HostError::ComponentFailed {
-                component: name,
-                error: anyhow!("guest task failed: {join}"),
-            },
+            Err(join) => HostError::ComponentFailed { component: name, error: anyhow!("guest task failed: {join}") },
         }),
     }
+}
+
+/// Calls `component` in-process with `GET path_and_query` (no TCP, same
+/// limits) and collects the answer; the hub uses it for replays.
+pub(super) async fn get(
+    component: Arc<LoadedComponent>,
+    path_and_query: &str,
+) -> Result<(http::StatusCode, Bytes), HostError> {
+    use http_body_util::BodyExt;
+    let name = component.spec.name.clone();
+    let request = http::Request::get(path_and_query)
+        .header(http::header::HOST, "localhost")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| HostError::ComponentFailed { component: name.clone(), error: e.into() })?;
+    let response = serve(component, request).await?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| HostError::ComponentFailed { component: name, error: anyhow!("{e:?}") })?
+        .to_bytes();
+    Ok((status, body))
 }

@@ -6,6 +6,7 @@ mod dispatch;
 pub mod error;
 mod guest;
 pub mod request_id;
+mod websocket;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,6 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::Host;
@@ -23,7 +23,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then drains.
 pub async fn run(host: Arc<Host>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a receiver; shutdown is signalled through
+    // it, and draining is done when all receivers are gone.
+    let (drain_signal, drain_watch) = tokio::sync::watch::channel(());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -44,18 +46,28 @@ pub async fn run(host: Arc<Host>, listener: TcpListener, shutdown: impl Future<O
             let host = host.clone();
             async move { Ok::<_, std::convert::Infallible>(dispatch::handle(host, request).await) }
         });
-        let connection = http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let connection =
+            http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let mut drain = drain_watch.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = drain.changed() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
+    drop(drain_watch);
     tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    let _ = drain_signal.send(());
+    if tokio::time::timeout(DRAIN_TIMEOUT, drain_signal.closed()).await.is_err() {
         tracing::warn!("drain timed out; closing remaining connections");
     }
 }

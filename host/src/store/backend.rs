@@ -57,10 +57,7 @@ impl Database {
     pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
         let Some(url) = database_url.filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://")) else {
             if let Some(other) = database_url.filter(|u| !u.is_empty()) {
-                anyhow::bail!(
-                    "DATABASE_URL `{}` is not a postgres:// URL; leave it unset for SQLite",
-                    redact(other)
-                );
+                anyhow::bail!("DATABASE_URL `{}` is not a postgres:// URL; leave it unset for SQLite", redact(other));
             }
             let dir = data_dir.join("db");
             std::fs::create_dir_all(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
@@ -74,16 +71,9 @@ impl Database {
             .await
             .with_context(|| format!("failed to connect to PostgreSQL at `{}`", redact(url)))?;
         let secret = format!("{}|{}", url, "wharf-component-roles").into_bytes();
-        let database: String = sqlx::query_scalar("SELECT current_database()::text")
-            .fetch_one(&admin)
-            .await?;
+        let database: String = sqlx::query_scalar("SELECT current_database()::text").fetch_one(&admin).await?;
         let role_suffix = hex::encode(&<Sha256 as sha2::Digest>::digest(database.as_bytes())[..4]);
-        Ok(Self::Postgres {
-            admin,
-            options: Box::new(options),
-            secret,
-            role_suffix,
-        })
+        Ok(Self::Postgres { admin, options: Box::new(options), secret, role_suffix })
     }
 
     /// `sqlite` or `postgres`, for logs and `/readyz`.
@@ -91,6 +81,14 @@ impl Database {
         match self {
             Self::Sqlite { .. } => "sqlite",
             Self::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// The administrative PostgreSQL pool (the hub relay uses it).
+    pub fn admin_pool(&self) -> Option<&PgPool> {
+        match self {
+            Self::Sqlite { .. } => None,
+            Self::Postgres { admin, .. } => Some(admin),
         }
     }
 
@@ -124,12 +122,7 @@ impl Database {
                     .with_context(|| format!("failed to open `{}`", path.display()))?;
                 Ok(ComponentDb::Sqlite(pool))
             }
-            Self::Postgres {
-                admin,
-                options,
-                secret,
-                role_suffix,
-            } => {
+            Self::Postgres { admin, options, secret, role_suffix } => {
                 let role = format!("wharf_{component}_{role_suffix}");
                 let password = derive_password(secret, &role);
                 provision_postgres(admin, component.as_str(), &role, &password).await?;
@@ -156,9 +149,7 @@ impl Database {
 async fn provision_postgres(admin: &PgPool, schema: &str, role: &str, password: &str) -> anyhow::Result<()> {
     let mut conn = admin.acquire().await?;
     // Serialise provisioning across hosts starting at once.
-    sqlx::query("SELECT pg_advisory_lock(hashtext('wharf-provision'))")
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtext('wharf-provision'))").execute(&mut *conn).await?;
     let result = async {
         let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
             .bind(role)
@@ -181,9 +172,7 @@ async fn provision_postgres(admin: &PgPool, schema: &str, role: &str, password: 
         anyhow::Ok(())
     }
     .await;
-    sqlx::query("SELECT pg_advisory_unlock(hashtext('wharf-provision'))")
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('wharf-provision'))").execute(&mut *conn).await?;
     result.with_context(|| format!("failed to provision schema `{schema}` and role `{role}`"))
 }
 
@@ -216,10 +205,7 @@ mod tests {
 
     #[test]
     fn redacts_passwords_from_urls() {
-        assert_eq!(
-            redact("postgres://app:s3cret@db:5432/x"),
-            "postgres://app:***@db:5432/x"
-        );
+        assert_eq!(redact("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
         assert_eq!(redact("postgres://db/x"), "postgres://db/x");
     }
 

@@ -47,10 +47,9 @@ pub fn read_dir(dir: &Path, backend: &str) -> anyhow::Result<Vec<MigrationFile>>
         };
         let (stem, variant) = match stem.rsplit_once('.') {
             Some((stem, kind @ ("sqlite" | "postgres"))) => (stem, Some(kind)),
-            Some(_) => anyhow::bail!(
-                "migration `{}`: only `.sqlite.sql` and `.postgres.sql` variants exist",
-                path.display()
-            ),
+            Some(_) => {
+                anyhow::bail!("migration `{}`: only `.sqlite.sql` and `.postgres.sql` variants exist", path.display())
+            }
             None => (stem, None),
         };
         if variant.is_some_and(|v| v != backend) {
@@ -59,30 +58,18 @@ pub fn read_dir(dir: &Path, backend: &str) -> anyhow::Result<Vec<MigrationFile>>
         let (number, description) = stem
             .split_once('_')
             .with_context(|| format!("migration `{}` must be named NNNN_description.sql", path.display()))?;
-        let version: i64 = number
-            .parse()
-            .with_context(|| format!("migration `{}` must start with a number", path.display()))?;
+        let version: i64 =
+            number.parse().with_context(|| format!("migration `{}` must start with a number", path.display()))?;
         let sql = std::fs::read_to_string(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
         guard::check_script(&sql).map_err(|e| anyhow::anyhow!("migration `{}`: {e}", path.display()))?;
-        let file = MigrationFile {
-            version,
-            description: description.replace('_', " "),
-            path,
-            sql,
-        };
+        let file = MigrationFile { version, description: description.replace('_', " "), path, sql };
         let slot = found.entry(version).or_default();
         let target = if variant.is_some() { &mut slot.1 } else { &mut slot.0 };
         if let Some(other) = target.replace(file) {
-            anyhow::bail!(
-                "two migrations are numbered {version}: `{}` and another",
-                other.path.display()
-            );
+            anyhow::bail!("two migrations are numbered {version}: `{}` and another", other.path.display());
         }
     }
-    Ok(found
-        .into_values()
-        .filter_map(|(portable, variant)| variant.or(portable))
-        .collect())
+    Ok(found.into_values().filter_map(|(portable, variant)| variant.or(portable)).collect())
 }
 
 #[derive(Debug)]
@@ -110,9 +97,7 @@ impl MigrationSource<'static> for Files {
 
 /// Applies `files` not yet applied to `db`, in order, each in a transaction.
 pub async fn apply(db: &ComponentDb, files: &[MigrationFile]) -> anyhow::Result<()> {
-    let migrator = Migrator::new(Files(files.to_vec()))
-        .await
-        .context("failed to prepare migrations")?;
+    let migrator = Migrator::new(Files(files.to_vec())).await.context("failed to prepare migrations")?;
     let result = match db {
         ComponentDb::Sqlite(pool) => migrator.run(pool).await,
         ComponentDb::Postgres(pool) => migrator.run(pool).await,

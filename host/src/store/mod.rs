@@ -39,18 +39,11 @@ pub struct StoreCtx {
 impl StoreCtx {
     /// A context on `db` (none when the component has no database).
     pub fn new(db: Option<ComponentDb>, caps: ResultCaps) -> Self {
-        Self {
-            db,
-            tx: None,
-            caps,
-            notify_on_commit: None,
-        }
+        Self { db, tx: None, caps, notify_on_commit: None }
     }
 
     fn db(&self) -> Result<&ComponentDb, Error> {
-        self.db
-            .as_ref()
-            .ok_or_else(|| Error::Unavailable("this component has no database".into()))
+        self.db.as_ref().ok_or_else(|| Error::Unavailable("this component has no database".into()))
     }
 
     /// Whether a transaction is open.

@@ -20,10 +20,7 @@ pub struct ResultCaps {
 
 impl Default for ResultCaps {
     fn default() -> Self {
-        Self {
-            rows: 10_000,
-            bytes: 16 << 20,
-        }
+        Self { rows: 10_000, bytes: 16 << 20 }
     }
 }
 
@@ -36,11 +33,7 @@ struct Budget {
 
 impl Budget {
     fn new(caps: ResultCaps) -> Self {
-        Self {
-            caps,
-            rows: 0,
-            bytes: 0,
-        }
+        Self { caps, rows: 0, bytes: 0 }
     }
 
     fn charge(&mut self, row: &[Value]) -> Result<(), Error> {
@@ -143,10 +136,7 @@ where
     let args = sqlite_arguments(params)?;
     let mut stream = sqlx::query_with(sql, args).fetch(executor);
     let mut budget = Budget::new(caps);
-    let mut out = Rows {
-        columns: Vec::new(),
-        rows: Vec::new(),
-    };
+    let mut out = Rows { columns: Vec::new(), rows: Vec::new() };
     while let Some(row) = stream.try_next().await.map_err(map_error)? {
         if out.columns.is_empty() {
             out.columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
@@ -164,10 +154,7 @@ where
 {
     let args = sqlite_arguments(params)?;
     let done = sqlx::query_with(sql, args).execute(executor).await.map_err(map_error)?;
-    Ok(ExecResult {
-        rows_affected: done.rows_affected(),
-        last_insert_id: Some(done.last_insert_rowid()),
-    })
+    Ok(ExecResult { rows_affected: done.rows_affected(), last_insert_id: Some(done.last_insert_rowid()) })
 }
 
 // ---- PostgreSQL ----
@@ -265,10 +252,7 @@ where
     let args = pg_arguments(params)?;
     let mut stream = sqlx::query_with(sql, args).fetch(executor);
     let mut budget = Budget::new(caps);
-    let mut out = Rows {
-        columns: Vec::new(),
-        rows: Vec::new(),
-    };
+    let mut out = Rows { columns: Vec::new(), rows: Vec::new() };
     while let Some(row) = stream.try_next().await.map_err(map_error)? {
         if out.columns.is_empty() {
             out.columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
@@ -286,8 +270,5 @@ where
 {
     let args = pg_arguments(params)?;
     let done = sqlx::query_with(sql, args).execute(executor).await.map_err(map_error)?;
-    Ok(ExecResult {
-        rows_affected: done.rows_affected(),
-        last_insert_id: None,
-    })
+    Ok(ExecResult { rows_affected: done.rows_affected(), last_insert_id: None })
 }

@@ -149,20 +149,14 @@ fn text(value: &Json) -> &str {
 }
 
 fn params(value: &Json) -> Vec<Value> {
-    value
-        .as_array()
-        .map(|a| a.iter().map(to_value).collect())
-        .unwrap_or_default()
+    value.as_array().map(|a| a.iter().map(to_value).collect()).unwrap_or_default()
 }
 
 fn to_value(json: &Json) -> Value {
     match json {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Integer(i64::from(*b)),
-        Json::Number(n) => n
-            .as_i64()
-            .map(Value::Integer)
-            .unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0))),
+        Json::Number(n) => n.as_i64().map(Value::Integer).unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0))),
         Json::String(s) => Value::Text(s.clone()),
         Json::Object(o) => match o.get("blob") {
             Some(Json::Array(bytes)) => Value::Blob(bytes.iter().map(|b| b.as_u64().unwrap_or(0) as u8).collect()),
@@ -183,11 +177,7 @@ fn from_value(value: Value) -> Json {
 }
 
 fn rows_json(rows: store::Rows) -> Json {
-    let rows: Vec<Json> = rows
-        .rows
-        .into_iter()
-        .map(|r| Json::Array(r.into_iter().map(from_value).collect()))
-        .collect();
+    let rows: Vec<Json> = rows.rows.into_iter().map(|r| Json::Array(r.into_iter().map(from_value).collect())).collect();
     json!({"rows": rows})
 }
 
@@ -214,11 +204,7 @@ impl Guest for Worker {
         if let Some(effect) = plan["effect"].as_str() {
             store::execute(
                 "INSERT INTO effects (job_id, effect, attempt) VALUES ($1, $2, $3) ON CONFLICT (job_id) DO NOTHING",
-                &[
-                    Value::Integer(job.id),
-                    Value::Text(effect.to_owned()),
-                    Value::Integer(job.attempt.into()),
-                ],
+                &[Value::Integer(job.id), Value::Text(effect.to_owned()), Value::Integer(job.attempt.into())],
             )
             .map_err(|e| format!("{e:?}"))?;
         }

@@ -1,0 +1,159 @@
+//! Routing and HTTP shapes: each handler returns a [`Reply`]; errors use the
+//! SPEC §0 body with the request id the host put on the request.
+
+use serde_json::{Value as Json, json};
+use wstd::http::{Body, Error, Request, Response, StatusCode};
+
+use crate::{events, page, signature};
+
+/// Largest batch Mandrill may send (SPEC §1).
+const MAX_EVENTS: usize = 1000;
+
+/// What a handler answers.
+pub(crate) enum Reply {
+    Json(StatusCode, Json),
+    Html(&'static str),
+    Error { status: StatusCode, code: &'static str, message: String, fields: Option<Json> },
+}
+
+impl Reply {
+    pub(crate) fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Error { status, code, message: message.into(), fields: None }
+    }
+
+    pub(crate) fn into_response(self, request_id: &str) -> Result<Response<Body>, Error> {
+        let (status, content_type, body) = match self {
+            Self::Json(status, body) => (status, "application/json", body.to_string()),
+            Self::Html(html) => (StatusCode::OK, "text/html; charset=utf-8", html.to_owned()),
+            Self::Error { status, code, message, fields } => {
+                let mut error = json!({"code": code, "message": message, "request_id": request_id});
+                if let Some(fields) = fields {
+                    error["fields"] = fields;
+                }
+                (status, "application/json", json!({ "error": error }).to_string())
+            }
+        };
+        Ok(Response::builder().status(status).header("content-type", content_type).body(Body::from(body))?)
+    }
+}
+
+pub(crate) async fn route(request: &mut Request<Body>) -> Reply {
+    let path = request.uri().path().to_owned();
+    let method = request.method().as_str().to_owned();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    match (method.as_str(), path.as_str()) {
+        ("GET" | "HEAD", "/") => Reply::Html(page::HTML),
+        ("GET" | "HEAD", "/api/hook" | "/api/hook/") => Reply::Json(StatusCode::OK, json!({"status": "ok"})),
+        ("POST", "/api/hook" | "/api/hook/") => receive(request).await,
+        (_, "/api/hook" | "/api/hook/") => {
+            Reply::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This path accepts GET, HEAD and POST.")
+        }
+        ("GET" | "HEAD", "/api/events" | "/api/events/") => events::list(&query),
+        ("GET" | "HEAD", "/api/events/_replay") => events::replay(&query),
+        ("GET" | "HEAD", p) if p.starts_with("/api/events/") => events::get(p.trim_start_matches("/api/events/")),
+        _ => Reply::error(StatusCode::NOT_FOUND, "not_found", format!("Nothing is served at `{path}`.")),
+    }
+}
+
+/// `POST /api/hook/`: verify, parse the whole batch, store, publish.
+async fn receive(request: &mut Request<Body>) -> Reply {
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let signature = request.headers().get("x-mandrill-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = match request.body_mut().contents().await {
+        Ok(bytes) => bytes.to_vec(),
+        Err(_) => {
+            return Reply::error(StatusCode::BAD_REQUEST, "invalid_payload", "The request body could not be read.");
+        }
+    };
+    let key = wharf_guest::config::get("webhook_key").filter(|k| !k.is_empty());
+
+    let events_text = match content_type.as_str() {
+        "application/x-www-form-urlencoded" => {
+            let fields: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+            if let Some(key) = &key {
+                let url = wharf_guest::config::get("webhook_url").unwrap_or_default();
+                if !signature::verify(key, &url, &fields, signature.as_deref()) {
+                    return invalid_signature();
+                }
+            }
+            match fields.into_iter().find(|(k, _)| k == "mandrill_events") {
+                Some((_, value)) => value,
+                None => {
+                    return Reply::error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_payload",
+                        "The form has no `mandrill_events` field.",
+                    );
+                }
+            }
+        }
+        "application/json" if key.is_some() => return invalid_signature(),
+        "application/json" => match String::from_utf8(body) {
+            Ok(text) => text,
+            Err(_) => return Reply::error(StatusCode::BAD_REQUEST, "invalid_payload", "The body is not UTF-8."),
+        },
+        _ => {
+            return Reply::error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send application/x-www-form-urlencoded with a `mandrill_events` field, or (without a webhook key) an application/json array.",
+            );
+        }
+    };
+
+    let batch: Json = match serde_json::from_str(&events_text) {
+        Ok(value) => value,
+        Err(e) => {
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                "invalid_payload",
+                format!("The events are not valid JSON: {e}."),
+            );
+        }
+    };
+    let Json::Array(batch) = batch else {
+        return Reply::error(StatusCode::BAD_REQUEST, "invalid_payload", "The events must be a JSON array.");
+    };
+    if batch.len() > MAX_EVENTS {
+        return Reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("A batch holds at most {MAX_EVENTS} events; this one has {}.", batch.len()),
+        );
+    }
+    let parsed = match events::parse_batch(batch) {
+        Ok(parsed) => parsed,
+        Err((index, reason)) => {
+            return Reply::Error {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_payload",
+                message: format!("Event {index} is invalid: {reason}. Nothing was stored."),
+                fields: Some(json!({ format!("[{index}]"): reason })),
+            };
+        }
+    };
+    match events::store_and_publish(parsed) {
+        Ok((received, stored)) => Reply::Json(
+            StatusCode::OK,
+            json!({"received": received, "stored": stored, "duplicates": received - stored}),
+        ),
+        Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e),
+    }
+}
+
+fn invalid_signature() -> Reply {
+    Reply::error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_signature",
+        "X-Mandrill-Signature does not match this webhook's key and URL; nothing was stored.",
+    )
+}
