@@ -7,6 +7,7 @@
 mod support;
 
 mod compile_cache;
+mod mandrill;
 mod manifest;
 mod queue;
 mod sandbox;

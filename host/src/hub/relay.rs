@@ -4,6 +4,7 @@
 //! (PostgreSQL's limit is 8000 bytes) are stored in a table and the
 //! notification carries the row id instead.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Weak};
 
 use anyhow::Context;
@@ -20,10 +21,13 @@ const INLINE_LIMIT: usize = 7000;
 #[derive(Serialize, Deserialize)]
 struct Envelope<'a> {
     /// The sending host.
-    origin: &'a str,
-    topic: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
+    #[serde(borrow)]
+    origin: Cow<'a, str>,
+    #[serde(borrow)]
+    topic: Cow<'a, str>,
+    // Cow, not &str: a JSON message arrives escaped and cannot be borrowed.
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    message: Option<Cow<'a, str>>,
     /// Row of `wharf_hub_overflow` holding the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     row: Option<i64>,
@@ -51,7 +55,9 @@ impl Relay {
 
     /// Sends a publish to the other hosts.
     pub(super) async fn send(&self, topic: &str, message: &str) -> anyhow::Result<()> {
-        let mut envelope = Envelope { origin: &self.origin, topic, message: Some(message), row: None };
+        let (origin, topic) = (Cow::Borrowed(self.origin.as_str()), Cow::Borrowed(topic));
+        let mut envelope =
+            Envelope { origin: origin.clone(), topic: topic.clone(), message: Some(Cow::Borrowed(message)), row: None };
         let mut payload = serde_json::to_string(&envelope)?;
         if payload.len() > INLINE_LIMIT {
             let row: i64 =
@@ -59,7 +65,7 @@ impl Relay {
                     .bind(message)
                     .fetch_one(&self.pool)
                     .await?;
-            envelope = Envelope { origin: &self.origin, topic, message: None, row: Some(row) };
+            envelope = Envelope { origin, topic, message: None, row: Some(row) };
             payload = serde_json::to_string(&envelope)?;
             // Old overflow rows have been read by every listener long ago.
             sqlx::query("DELETE FROM public.wharf_hub_overflow WHERE created_at < now() - interval '10 minutes'")
@@ -102,7 +108,7 @@ async fn forward(mut listener: PgListener, hub: Weak<Hub>, pool: PgPool, origin:
             continue;
         }
         let message: Option<String> = match (envelope.message, envelope.row) {
-            (Some(m), _) => Some(m.to_owned()),
+            (Some(m), _) => Some(m.into_owned()),
             (None, Some(row)) => sqlx::query_scalar("SELECT message FROM public.wharf_hub_overflow WHERE id = $1")
                 .bind(row)
                 .fetch_optional(&pool)
@@ -114,7 +120,7 @@ async fn forward(mut listener: PgListener, hub: Weak<Hub>, pool: PgPool, origin:
             (None, None) => None,
         };
         if let Some(message) = message {
-            hub.publish_local(envelope.topic, message.into());
+            hub.publish_local(&envelope.topic, message.into());
         }
     }
 }

@@ -494,7 +494,7 @@ fn resolve_websocket(
         publishers,
         replay,
         max_clients: raw.max_clients.unwrap_or(10_000).max(1),
-        buffer: raw.buffer.unwrap_or(256).max(1),
+        buffer: raw.buffer.unwrap_or(4096).max(1),
         max_client_message,
     })
 }

@@ -57,7 +57,8 @@ pub(crate) struct RawWebSocket {
     pub(crate) replay: Option<RawReplay>,
     /// Clients connected at once: `max_clients = 10000`.
     pub(crate) max_clients: Option<u32>,
-    /// Messages queued per client before it is dropped as too slow: `buffer = 256`.
+    /// Messages queued per client before it is dropped as too slow (default
+    /// 4096: a whole 1000-event batch fits twice): `buffer = 4096`.
     pub(crate) buffer: Option<u32>,
     /// Largest message a client may send: `max_client_message = "64KiB"`.
     pub(crate) max_client_message: Option<RawSize>,
