@@ -6,6 +6,7 @@
 
 mod support;
 
+mod browser;
 mod compile_cache;
 mod mandrill;
 mod manifest;

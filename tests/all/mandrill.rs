@@ -334,3 +334,23 @@ async fn the_websocket_path_without_upgrade_is_426() {
     assert_eq!(response.status(), 426);
     assert_eq!(error_code(response).await, "upgrade_required");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_page_shows_a_posted_event_in_a_real_browser() {
+    let wharf = Wharf::start(&mandrill_manifest("")).await;
+    let html = wharf.get("/").await.text().await.unwrap();
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "the page loads no external asset");
+    let Some(mut browser) = crate::browser::Browser::open(&wharf.url("/")).await else { return };
+    browser.wait_for("document.getElementById('state').textContent === 'connected'", "the page to connect").await;
+
+    let mut event = send_event(7);
+    event["msg"]["email"] = json!("live-page@example.com");
+    event["msg"]["subject"] = json!("Seen in Chromium");
+    assert_eq!(post_form(&wharf, &json!([event])).await.0, 200);
+    browser
+        .wait_for("document.getElementById('events').innerText.includes('live-page@example.com')", "the event row")
+        .await;
+    let row = browser.eval("document.querySelector('#events tr').innerText").await;
+    let row = row.as_str().unwrap();
+    assert!(row.contains("send") && row.contains("Seen in Chromium") && row.contains("2020-09-13T12:26:47Z"), "{row}");
+}
