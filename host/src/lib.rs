@@ -95,12 +95,22 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         "wharf listening on http://{bound}"
     );
 
-    server::run(host, listener, async {
+    let closing = Arc::new(closing);
+    let signal = closing.clone();
+    server::run(host, listener, async move {
         shutdown_signal().await;
         // WebSocket connections are detached from hyper: tell them directly.
-        let _ = closing.send(true);
+        let _ = signal.send(true);
     })
     .await;
+    // Each WebSocket task holds a receiver until its close frame is sent
+    // (the host keeps one); give them a moment to say goodbye.
+    let goodbye = async {
+        while closing.receiver_count() > 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), goodbye).await;
     let _ = stop_workers.send(true);
     let drain = futures_util::future::join_all(workers);
     if tokio::time::timeout(std::time::Duration::from_secs(30), drain).await.is_err() {

@@ -354,3 +354,21 @@ async fn the_live_page_shows_a_posted_event_in_a_real_browser() {
     let row = row.as_str().unwrap();
     assert!(row.contains("send") && row.contains("Seen in Chromium") && row.contains("2020-09-13T12:26:47Z"), "{row}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_clients_get_a_clean_close_on_shutdown() {
+    let mut wharf = Wharf::start(&mandrill_manifest("")).await;
+    let mut client = connect(&wharf, "").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let closing = tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), client.next()).await.expect("close within 20 s") {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    });
+    assert_eq!(tokio::task::spawn_blocking(move || wharf.terminate()).await.unwrap(), Some(0));
+    assert_eq!(closing.await.unwrap(), Some(1001));
+}

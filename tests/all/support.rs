@@ -266,6 +266,12 @@ impl Wharf {
         (status, response.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// Sends SIGTERM (graceful shutdown) and waits for the process to exit.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+
     /// Everything the host logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("wharf.log")).unwrap_or_default()
