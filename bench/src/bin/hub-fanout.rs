@@ -62,8 +62,10 @@ async fn main() {
     for b in 0..batches {
         let sent = now_us();
         let events: Vec<serde_json::Value> = (0..size)
-            .map(|i| serde_json::json!({"event": "send", "_id": format!("bench-{sent}-{b}-{i}"), "ts": 1_700_000_000 + i,
-                "msg": {"email": format!("u{i}@example.com"), "subject": sent.to_string()}}))
+            .map(|i| {
+                serde_json::json!({"event": "send", "_id": format!("bench-{sent}-{b}-{i}"), "ts": 1_700_000_000 + i,
+                "msg": {"email": format!("u{i}@example.com"), "subject": sent.to_string()}})
+            })
             .collect();
         let body = serde_json::Value::Array(events).to_string();
         let post = Instant::now();
@@ -80,7 +82,10 @@ async fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0) as f64
+            / 1000.0
+    };
     let mean_post = post_ms.iter().sum::<f64>() / post_ms.len().max(1) as f64;
     println!(
         "| {clients} ({complete} complete) | {batches} x {size} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} |",
