@@ -8,6 +8,7 @@ mod support;
 
 mod browser;
 mod compile_cache;
+mod eye;
 mod mandrill;
 mod manifest;
 mod queue;
