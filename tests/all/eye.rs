@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::support::{Backend, Wharf, error_code, eventually};
+use crate::support::{Wharf, error_code, eventually};
 
 pub(crate) fn eye_manifest() -> String {
     r#"
