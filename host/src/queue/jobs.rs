@@ -28,7 +28,7 @@ pub(crate) async fn ensure_table(db: &ComponentDb) -> anyhow::Result<()> {
         );
         CREATE UNIQUE INDEX IF NOT EXISTS _wharf_jobs_idempotency ON _wharf_jobs (queue, idempotency_key)
             WHERE idempotency_key IS NOT NULL;
-        CREATE INDEX IF NOT EXISTS _wharf_jobs_ready ON _wharf_jobs (status, run_at);"
+        CREATE INDEX IF NOT EXISTS _wharf_jobs_due ON _wharf_jobs (status, run_at, id);"
     );
     match db {
         ComponentDb::Sqlite(pool) => sqlx::raw_sql(&ddl).execute(pool).await.map(drop)?,
@@ -102,29 +102,36 @@ pub(crate) struct Claimed {
     pub(crate) max_attempts: i64,
 }
 
-/// Takes the next runnable job (due, or running with an expired lease) and
-/// leases it until `lease_until`. On PostgreSQL, `SKIP LOCKED` lets several
-/// hosts on one database claim different jobs at once.
+/// Takes the next runnable job and leases it until `lease_until`: a due
+/// queued job first, else one whose lease expired (its worker died). Two
+/// statements rather than one `OR`, so each is a range scan of the
+/// `(status, run_at, id)` index however many finished jobs the table keeps.
+/// On PostgreSQL, `SKIP LOCKED` lets several hosts claim different jobs at once.
 pub(crate) async fn claim(db: &ComponentDb, lease_until: i64) -> Result<Option<Claimed>, sqlx::Error> {
     let now = now_ms();
-    let lock = match db {
-        ComponentDb::Sqlite(_) => "",
-        ComponentDb::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-    };
-    let sql = format!(
-        "UPDATE _wharf_jobs SET status = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
-         WHERE id = (
-             SELECT id FROM _wharf_jobs
-             WHERE (status = 'queued' AND run_at <= $2) OR (status = 'running' AND lease_until < $2)
-             ORDER BY run_at, id LIMIT 1 {lock}
-         )
-         RETURNING id, queue, payload, CAST(attempts AS BIGINT) AS attempts, CAST(max_attempts AS BIGINT) AS max_attempts"
-    );
-    let row: Option<(i64, String, String, i64, i64)> = match db {
-        ComponentDb::Sqlite(pool) => sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?,
-        ComponentDb::Postgres(pool) => sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?,
-    };
-    Ok(row.map(|(id, queue, payload, attempts, max_attempts)| Claimed { id, queue, payload, attempts, max_attempts }))
+    for (condition, order) in
+        [("status = 'queued' AND run_at <= $2", "run_at, id"), ("status = 'running' AND lease_until < $2", "id")]
+    {
+        let lock = match db {
+            ComponentDb::Sqlite(_) => "",
+            ComponentDb::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE _wharf_jobs SET status = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
+             WHERE id = (SELECT id FROM _wharf_jobs WHERE {condition} ORDER BY {order} LIMIT 1 {lock})
+             RETURNING id, queue, payload, CAST(attempts AS BIGINT) AS attempts, CAST(max_attempts AS BIGINT) AS max_attempts"
+        );
+        let row: Option<(i64, String, String, i64, i64)> = match db {
+            ComponentDb::Sqlite(pool) => sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?,
+            ComponentDb::Postgres(pool) => {
+                sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?
+            }
+        };
+        if let Some((id, queue, payload, attempts, max_attempts)) = row {
+            return Ok(Some(Claimed { id, queue, payload, attempts, max_attempts }));
+        }
+    }
+    Ok(None)
 }
 
 /// Marks a job done.
