@@ -13,6 +13,9 @@ use crate::limits::EPOCH_TICK;
 /// components added by a later reload still fit.
 const MIN_POOL_INSTANCES: u32 = 1000;
 
+/// Bytes of each memory, table and stack slot kept resident between instances.
+const KEEP_RESIDENT: usize = 1 << 20;
+
 /// Builds the engine. `instances` is the sum of every component's
 /// `max_instances`; the pool keeps room for twice that, so a reload can run
 /// new instances while old ones drain.
@@ -27,7 +30,14 @@ pub fn build(instances: u32) -> anyhow::Result<Engine> {
         .max_memories_per_component(4)
         .max_tables_per_component(4)
         .max_core_instances_per_component(16)
-        .max_memory_size(crate::manifest::MAX_MEMORY_LIMIT as usize);
+        .max_memory_size(crate::manifest::MAX_MEMORY_LIMIT as usize)
+        // Instances are created per request: keep the first pages of each
+        // slot resident and reset them with memset instead of returning them
+        // to the kernel, so the next instance does not page-fault them back.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
+        .async_stack_keep_resident(KEEP_RESIDENT)
+        .decommit_batch_size(16);
 
     let mut config = Config::new();
     config
