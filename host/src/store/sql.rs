@@ -62,6 +62,25 @@ impl Budget {
     }
 }
 
+/// Decodes a result stream into `rows`, stopping at the caps.
+async fn collect_rows<R: Row>(
+    mut stream: impl futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    caps: ResultCaps,
+    decode: fn(&R) -> Result<Vec<Value>, Error>,
+) -> Result<Rows, Error> {
+    let mut budget = Budget::new(caps);
+    let mut out = Rows { columns: Vec::new(), rows: Vec::new() };
+    while let Some(row) = stream.try_next().await.map_err(map_error)? {
+        if out.columns.is_empty() {
+            out.columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
+        }
+        let values = decode(&row)?;
+        budget.charge(&values)?;
+        out.rows.push(values);
+    }
+    Ok(out)
+}
+
 /// The WIT error for a database error.
 pub(crate) fn map_error(error: sqlx::Error) -> Error {
     match &error {
@@ -134,18 +153,7 @@ where
     E: sqlx::Executor<'e, Database = Sqlite>,
 {
     let args = sqlite_arguments(params)?;
-    let mut stream = sqlx::query_with(sql, args).fetch(executor);
-    let mut budget = Budget::new(caps);
-    let mut out = Rows { columns: Vec::new(), rows: Vec::new() };
-    while let Some(row) = stream.try_next().await.map_err(map_error)? {
-        if out.columns.is_empty() {
-            out.columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
-        }
-        let values = sqlite_row(&row)?;
-        budget.charge(&values)?;
-        out.rows.push(values);
-    }
-    Ok(out)
+    collect_rows(sqlx::query_with(sql, args).fetch(executor), caps, sqlite_row).await
 }
 
 pub(crate) async fn sqlite_execute<'e, E>(executor: E, sql: &str, params: &[Value]) -> Result<ExecResult, Error>
@@ -250,18 +258,7 @@ where
     E: sqlx::Executor<'e, Database = Postgres>,
 {
     let args = pg_arguments(params)?;
-    let mut stream = sqlx::query_with(sql, args).fetch(executor);
-    let mut budget = Budget::new(caps);
-    let mut out = Rows { columns: Vec::new(), rows: Vec::new() };
-    while let Some(row) = stream.try_next().await.map_err(map_error)? {
-        if out.columns.is_empty() {
-            out.columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
-        }
-        let values = pg_row(&row)?;
-        budget.charge(&values)?;
-        out.rows.push(values);
-    }
-    Ok(out)
+    collect_rows(sqlx::query_with(sql, args).fetch(executor), caps, pg_row).await
 }
 
 pub(crate) async fn pg_execute<'e, E>(executor: E, sql: &str, params: &[Value]) -> Result<ExecResult, Error>
