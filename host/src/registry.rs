@@ -188,7 +188,10 @@ impl Loader {
 /// table, then the component's migrations.
 pub async fn prepare_database(database: &Database, spec: &ComponentSpec) -> anyhow::Result<ComponentDb> {
     let name = &spec.name;
-    let db = database.component(name).await.with_context(|| format!("failed to open the database of `{name}`"))?;
+    let db = database
+        .component(name, spec.limits.db_connections)
+        .await
+        .with_context(|| format!("failed to open the database of `{name}`"))?;
     crate::queue::jobs::ensure_table(&db)
         .await
         .with_context(|| format!("failed to create the jobs table of `{name}`"))?;

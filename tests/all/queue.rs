@@ -146,3 +146,21 @@ async fn two_hosts_on_one_postgres_database_share_the_jobs() {
     let ran = |w: &Wharf| w.log().matches("job done").count();
     assert!(ran(&first) > 0 && ran(&second) > 0, "both hosts must take jobs: {} / {}", ran(&first), ran(&second));
 }
+
+both_backends! {
+    async fn done_jobs_are_pruned_after_their_retention_and_dead_ones_kept(backend: Backend) {
+        let manifest = storetest_manifest(r#"queue = { workers = 2, backoff = "50ms", max_backoff = "100ms", retention = "1s" }"#);
+        let wharf = Wharf::start_on(&manifest, backend).await;
+        let done = wharf.post_json("/store/enqueue", json!({"queue": "q", "payload": {"effect": "x"}})).await.1["job_id"].as_i64().unwrap();
+        let dead_plan = json!({"queue": "q", "payload": {"fail_times": 5}, "max_attempts": 1});
+        let dead = wharf.post_json("/store/enqueue", dead_plan).await.1["job_id"].as_i64().unwrap();
+        wait_for_status(&wharf, done, "done").await;
+        wait_for_status(&wharf, dead, "dead").await;
+        eventually(Duration::from_secs(10), "the done job to be pruned", || async {
+            (job(&wharf, done).await.0 == 404).then_some(())
+        })
+        .await;
+        assert_eq!(job(&wharf, dead).await.1["status"], "dead", "dead jobs stay for operators");
+        assert_eq!(count(&wharf, "SELECT COUNT(*) FROM effects").await, 1, "pruning a job keeps its effects");
+    }
+}

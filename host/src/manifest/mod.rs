@@ -169,6 +169,8 @@ pub struct QueueSpec {
     /// How long a claimed job stays reserved; a job whose worker died runs
     /// again after this. At least the deadline, so live workers keep theirs.
     pub lease: Duration,
+    /// How long done jobs are kept.
+    pub retention: Duration,
 }
 
 /// One route of a component.
@@ -248,6 +250,8 @@ pub struct Limits {
     pub query_rows: u32,
     /// Most bytes one store query may return.
     pub query_bytes: u64,
+    /// Connections its database pool may open (requests and workers share them).
+    pub db_connections: u32,
 }
 
 impl Default for Limits {
@@ -259,6 +263,7 @@ impl Default for Limits {
             max_body: 1 << 20,
             query_rows: 10_000,
             query_bytes: 16 << 20,
+            db_connections: 16,
         }
     }
 }
@@ -439,6 +444,12 @@ fn resolve_limits(raw: &RawLimits, base: Limits) -> Result<Limits, FieldError> {
         }
         limits.query_rows = rows;
     }
+    if let Some(n) = raw.db_connections {
+        if !(1..=500).contains(&n) {
+            return Err(("db_connections".into(), "must be between 1 and 500".into()));
+        }
+        limits.db_connections = n;
+    }
     if let Some(size) = &raw.query_bytes {
         limits.query_bytes = parse_size(size).map_err(|m| ("query_bytes".to_owned(), m))?;
     }
@@ -522,7 +533,8 @@ fn resolve_queue(raw: &RawQueue, limits: &Limits) -> Result<QueueSpec, FieldErro
     if lease <= limits.deadline {
         return Err(("lease".into(), format!("must be longer than the deadline ({:?})", limits.deadline)));
     }
-    Ok(QueueSpec { workers, max_attempts, backoff, max_backoff, lease })
+    let retention = duration("retention", &raw.retention, Duration::from_secs(24 * 3600))?;
+    Ok(QueueSpec { workers, max_attempts, backoff, max_backoff, lease, retention })
 }
 
 fn parse_size(size: &RawSize) -> Result<u64, String> {

@@ -149,6 +149,9 @@ pub(crate) struct RawQueue {
     pub(crate) max_backoff: Option<String>,
     /// How long a claimed job is reserved for its worker: `lease = "30s"`.
     pub(crate) lease: Option<String>,
+    /// How long finished (done) jobs are kept before pruning: `retention = "24h"`.
+    /// Dead jobs are kept until an operator removes them.
+    pub(crate) retention: Option<String>,
 }
 
 /// One entry of `routes`.
@@ -199,6 +202,8 @@ pub(crate) struct RawLimits {
     pub(crate) query_rows: Option<u32>,
     /// Most bytes one store query may return: `query_bytes = "16MiB"`.
     pub(crate) query_bytes: Option<RawSize>,
+    /// Database connections this component's pool may open: `db_connections = 16`.
+    pub(crate) db_connections: Option<u32>,
 }
 
 /// A size written as a number of bytes (`1048576`) or with a unit (`"1MiB"`).

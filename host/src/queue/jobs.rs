@@ -181,6 +181,16 @@ async fn run(
     }
 }
 
+/// Deletes done jobs last updated before `before` (unix ms); returns how many.
+pub(crate) async fn prune_done(db: &ComponentDb, before: i64) -> Result<u64, sqlx::Error> {
+    let sql = "DELETE FROM _wharf_jobs WHERE status = 'done' AND updated_at < $1";
+    let done = match db {
+        ComponentDb::Sqlite(pool) => sqlx::query(sql).bind(before).execute(pool).await?.rows_affected(),
+        ComponentDb::Postgres(pool) => sqlx::query(sql).bind(before).execute(pool).await?.rows_affected(),
+    };
+    Ok(done)
+}
+
 /// Counts of jobs by status, for `/readyz` and metrics.
 pub(crate) async fn counts(db: &ComponentDb) -> Result<Vec<(String, serde_json::Value)>, sqlx::Error> {
     let sql = "SELECT status, COUNT(*) FROM _wharf_jobs GROUP BY status";

@@ -21,6 +21,8 @@ use crate::registry::{LoadedComponent, Registry};
 /// How often an idle worker looks for due jobs it was not woken for
 /// (retries coming due, jobs enqueued by another host).
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest time between two prunings of done jobs.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Starts the workers of every component that handles jobs.
 pub fn start_all(registry: Arc<Registry>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
@@ -30,20 +32,27 @@ pub fn start_all(registry: Arc<Registry>, shutdown: watch::Receiver<bool>) -> Ve
         for index in 0..component.spec.queue.workers {
             let (registry, name, shutdown) = (registry.clone(), component.spec.name.clone(), shutdown.clone());
             let span = tracing::info_span!("worker", component = %name, index);
-            handles.push(tokio::spawn(work(registry, name, shutdown).instrument(span)));
+            handles.push(tokio::spawn(work(registry, name, shutdown, index).instrument(span)));
         }
     }
     handles
 }
 
-async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch::Receiver<bool>) {
+async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch::Receiver<bool>, index: u32) {
+    let mut next_prune = std::time::Instant::now();
     while !*shutdown.borrow() {
-        let Some(component) = registry.snapshot().components.get(&name).cloned() else {
-            return;
-        };
-        let (Some(db), Some(_)) = (component.db.clone(), component.jobs.as_ref()) else {
-            return;
-        };
+        let Some(component) = registry.snapshot().components.get(&name).cloned() else { return };
+        let (Some(db), Some(_)) = (component.db.clone(), component.jobs.as_ref()) else { return };
+        // One worker per component prunes done jobs past their retention.
+        if index == 0 && std::time::Instant::now() >= next_prune {
+            let retention = component.spec.queue.retention;
+            next_prune = std::time::Instant::now() + (retention / 4).clamp(Duration::from_millis(250), PRUNE_EVERY);
+            match jobs::prune_done(&db, jobs::now_ms() - millis(retention)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(pruned = n, "pruned done jobs past their retention"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune done jobs"),
+            }
+        }
         let lease_until = jobs::now_ms() + millis(component.spec.queue.lease);
         match jobs::claim(&db, lease_until).await {
             Ok(Some(job)) => run(&component, &db, job).await,
@@ -161,6 +170,7 @@ mod tests {
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(1000),
             lease: Duration::from_secs(30),
+            retention: Duration::from_secs(3600),
         };
         for _ in 0..50 {
             let first = backoff(&spec, 1);

@@ -101,7 +101,7 @@ impl Database {
     }
 
     /// Opens (creating on first use) the database of `component`.
-    pub async fn component(&self, component: &ComponentName) -> anyhow::Result<ComponentDb> {
+    pub async fn component(&self, component: &ComponentName, connections: u32) -> anyhow::Result<ComponentDb> {
         match self {
             Self::Sqlite { dir } => {
                 let path = dir.join(format!("{component}.sqlite"));
@@ -115,7 +115,7 @@ impl Database {
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true);
                 let pool = SqlitePoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
@@ -132,7 +132,7 @@ impl Database {
                     .password(&password)
                     .options([("search_path", component.as_str())]);
                 let pool = PgPoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
