@@ -12,6 +12,7 @@ pub mod hub;
 pub mod instance;
 pub mod limits;
 pub mod manifest;
+pub mod openapi;
 pub mod outbound;
 pub mod queue;
 pub mod registry;

@@ -45,6 +45,8 @@ pub struct LoadedComponent {
     pub job_slots: Arc<Semaphore>,
     /// What its instances publish through.
     pub hub: HubCtx,
+    /// Its OpenAPI fragment, if it ships one.
+    pub openapi: Option<serde_json::Value>,
 }
 
 impl LoadedComponent {
@@ -120,6 +122,12 @@ impl Loader {
     /// served from it until this returns.
     pub async fn load(&self, spec: &ComponentSpec) -> anyhow::Result<LoadedComponent> {
         let (pre, jobs, version, compile) = tokio::task::block_in_place(|| self.compile_and_link(spec))?;
+        let openapi = match &spec.openapi {
+            None => None,
+            Some(path) => Some(
+                crate::openapi::read_fragment(path).with_context(|| format!("component `{}` refused", spec.name))?,
+            ),
+        };
         let db = match spec.needs_database() {
             false => None,
             true => Some(prepare_database(&self.database, spec).await?),
@@ -134,6 +142,7 @@ impl Loader {
             jobs_ready: Arc::new(Notify::new()),
             job_slots: Arc::new(Semaphore::new(spec.queue.workers as usize)),
             hub: HubCtx::new(spec.name.clone(), self.hub.clone(), Arc::new(spec.publish_topics.clone())),
+            openapi,
             spec: spec.clone(),
             pre,
         })

@@ -105,8 +105,10 @@ async fn default_manifest_serves_every_bundled_component() {
     for (name, entry) in components.iter_mut() {
         let table = entry.as_table_mut().unwrap();
         table.insert("wasm".into(), format!("{{wasm:{name}}}").into());
-        if let Some(dir) = table.get("migrations").and_then(|m| m.as_str()).map(str::to_owned) {
-            table.insert("migrations".into(), format!("{{repo}}/{dir}").into());
+        for key in ["migrations", "openapi"] {
+            if let Some(path) = table.get(key).and_then(|m| m.as_str()).map(str::to_owned) {
+                table.insert(key.into(), format!("{{repo}}/{path}").into());
+            }
         }
     }
     let wharf = Wharf::start(&doc.to_string()).await;
@@ -115,4 +117,12 @@ async fn default_manifest_serves_every_bundled_component() {
         assert_eq!(ready["components"][name]["status"], "ready", "{name}: {ready}");
     }
     assert_eq!(wharf.get("/hello/").await.status(), 200);
+
+    // /openapi.json merges the fragments the bundled components ship.
+    let (status, openapi) = wharf.get_json("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(openapi["openapi"], "3.1.0");
+    for path in ["/api/hook/", "/api/events/", "/eye/events/", "/eye/jobs/{id}"] {
+        assert!(openapi["paths"][path].is_object(), "{path} missing from /openapi.json");
+    }
 }

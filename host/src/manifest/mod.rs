@@ -139,6 +139,8 @@ pub struct ComponentSpec {
     pub limits: Limits,
     /// Its migrations directory, resolved against the manifest's directory.
     pub migrations: Option<PathBuf>,
+    /// Its OpenAPI fragment, resolved against the manifest's directory.
+    pub openapi: Option<PathBuf>,
     /// How its jobs are processed.
     pub queue: QueueSpec,
     /// Hub topics it may publish to (from `[websockets]` publishers).
@@ -401,6 +403,7 @@ fn resolve_component(
     Ok(ComponentSpec {
         publish_topics: BTreeSet::new(),
         migrations: raw.migrations.as_ref().map(|dir| base_dir.join(dir)),
+        openapi: raw.openapi.as_ref().map(|file| base_dir.join(file)),
         queue,
         wasm: base_dir.join(&raw.wasm),
         source_crate: raw.source_crate.clone(),

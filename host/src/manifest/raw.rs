@@ -122,6 +122,12 @@ pub(crate) struct RawComponent {
     #[serde(default)]
     pub(crate) limits: RawLimits,
 
+    /// The component's OpenAPI 3.1 fragment (JSON), merged into `/openapi.json`.
+    ///
+    /// `openapi = "components/eye/openapi.json"`
+    #[serde(default)]
+    pub(crate) openapi: Option<String>,
+
     /// Directory of the component's SQL migrations, relative to the manifest.
     ///
     /// `migrations = "components/eye/migrations"`

@@ -112,6 +112,11 @@ async fn host_path(host: &Host, path: &str) -> Option<Response> {
     match path {
         "/healthz" => Some(json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
         "/readyz" => Some(readiness(host).await),
+        "/openapi.json" => {
+            let snapshot = host.registry.snapshot();
+            let document = crate::openapi::merge(snapshot.components.values().filter_map(|c| c.openapi.as_ref()));
+            Some(json_response(StatusCode::OK, &document))
+        }
         _ => None,
     }
 }
