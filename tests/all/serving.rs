@@ -122,7 +122,7 @@ async fn default_manifest_serves_every_bundled_component() {
     let (status, openapi) = wharf.get_json("/openapi.json").await;
     assert_eq!(status, 200);
     assert_eq!(openapi["openapi"], "3.1.0");
-    for path in ["/api/hook/", "/api/events/", "/eye/events/", "/eye/jobs/{id}"] {
+    for path in ["/hello/{name}", "/api/hook/", "/api/events/", "/eye/events/", "/eye/jobs/{id}"] {
         assert!(openapi["paths"][path].is_object(), "{path} missing from /openapi.json");
     }
 }
