@@ -1,8 +1,6 @@
 //! A fresh store for one request or one job: every capability's context,
 //! the sandboxed WASI context and the limits, built from a loaded component.
 
-use std::sync::Arc;
-
 use wasmtime::Store;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -32,7 +30,7 @@ pub fn new_store(component: &LoadedComponent) -> Store<RequestState> {
             .stderr(GuestOutput::new(spec.name.clone(), "stderr"))
             .build(),
         http: WasiHttpCtx::new(),
-        outbound: OutboundHooks::new(spec.name.clone(), Arc::new(spec.grants.outbound.clone())),
+        outbound: OutboundHooks::new(spec.name.clone(), spec.grants.outbound.clone()),
         limiter: InstanceLimiter::new(spec.limits.memory),
         config: ConfigCtx::new(spec.config.clone()),
         log: LogCtx::new(spec.name.clone()),

@@ -193,8 +193,8 @@ pub struct RouteSpec {
 pub struct Grants {
     /// `wharf:host` interfaces it may import.
     pub interfaces: BTreeSet<HostInterface>,
-    /// Origins it may call over outbound HTTP.
-    pub outbound: Vec<Origin>,
+    /// Origins it may call over outbound HTTP (shared with every instance).
+    pub outbound: Arc<Vec<Origin>>,
 }
 
 /// An outbound origin: scheme, host and port (`None` = the scheme's default).
@@ -409,7 +409,7 @@ fn resolve_component(
         source_crate: raw.source_crate.clone(),
         routes,
         config: Arc::new(raw.config.clone()),
-        grants: Grants { interfaces, outbound },
+        grants: Grants { interfaces, outbound: Arc::new(outbound) },
         limits,
         name,
     })
