@@ -2,14 +2,14 @@
 //! the sandboxed WASI context and the limits, built from a loaded component.
 
 use wasmtime::Store;
-use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::capability::config::ConfigCtx;
 use crate::capability::log::LogCtx;
 use crate::guest_output::GuestOutput;
 use crate::limits::{self, InstanceLimiter};
-use crate::outbound::OutboundHooks;
+use crate::manifest::ComponentSpec;
 use crate::queue::QueueCtx;
 use crate::registry::LoadedComponent;
 use crate::state::RequestState;
@@ -24,13 +24,9 @@ pub fn new_store(component: &LoadedComponent) -> Store<RequestState> {
     };
     let state = RequestState {
         table: Default::default(),
-        // No preopens, no environment, no arguments, no network; output to the log.
-        wasi: WasiCtx::builder()
-            .stdout(GuestOutput::new(spec.name.clone(), "stdout"))
-            .stderr(GuestOutput::new(spec.name.clone(), "stderr"))
-            .build(),
+        wasi: wasi_ctx(spec),
         http: WasiHttpCtx::new(),
-        outbound: OutboundHooks::new(spec.name.clone(), spec.grants.outbound.clone()),
+        outbound: component.outbound.clone(),
         limiter: InstanceLimiter::new(spec.limits.memory),
         config: ConfigCtx::new(spec.config.clone()),
         log: LogCtx::new(spec.name.clone()),
@@ -41,4 +37,18 @@ pub fn new_store(component: &LoadedComponent) -> Store<RequestState> {
     let mut store = Store::new(component.pre.engine(), state);
     limits::apply(&mut store, spec.limits.deadline);
     store
+}
+
+/// Sandboxed WASI: no environment, no arguments, no network, output to the
+/// log, and only the directories of `grants.files`, read-only.
+fn wasi_ctx(spec: &ComponentSpec) -> WasiCtx {
+    let mut builder = WasiCtx::builder();
+    builder.stdout(GuestOutput::new(spec.name.clone(), "stdout")).stderr(GuestOutput::new(spec.name.clone(), "stderr"));
+    for grant in &spec.grants.files {
+        // Checked at load; a directory removed since then is left out.
+        if let Err(e) = builder.preopened_dir(&grant.host, &grant.guest, FsPerms::ReadOnly) {
+            tracing::warn!(component = %spec.name, dir = %grant.host.display(), error = %e, "granted directory unavailable");
+        }
+    }
+    builder.build()
 }

@@ -29,7 +29,7 @@ use anyhow::Context;
 
 use crate::compile_cache::CompileCache;
 use crate::manifest::Manifest;
-use crate::registry::{Loader, Registry};
+use crate::registry::{Loader, Registry, Snapshot};
 use crate::store::Database;
 
 /// A running host's shared state.
@@ -75,10 +75,14 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     };
     let hub = hub::Hub::new(relay);
     hub::relay::Relay::listen(&hub).await?;
-    let loader = Loader::new(engine, cache, database, hub.clone())?;
-    let snapshot = loader.load_all(&manifest).await?;
+    // Components reach each other through the registry, so it exists (empty)
+    // before they load.
+    let registry = Arc::new(Registry::new(Snapshot::empty()));
+    let outbound = outbound::Outbound::new(Arc::downgrade(&registry));
+    let loader = Loader::new(engine, cache, database, hub.clone(), outbound)?;
+    registry.swap(loader.load_all(&manifest).await?);
     let (closing, shutdown) = tokio::sync::watch::channel(false);
-    let host = Arc::new(Host { registry: Arc::new(Registry::new(snapshot)), loader, hub, shutdown });
+    let host = Arc::new(Host { registry, loader, hub, shutdown });
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
     let workers = queue::worker::start_all(host.registry.clone(), workers_stopped);
 

@@ -17,6 +17,7 @@ use crate::capability::JobWorkerPre;
 use crate::compile_cache::{self, CacheOutcome, CompileCache};
 use crate::hub::{Hub, HubCtx};
 use crate::manifest::{ComponentName, ComponentSpec, Manifest, WebSocketSpec};
+use crate::outbound::{Outbound, OutboundHooks};
 use crate::router::RouteTable;
 use crate::state::RequestState;
 use crate::store::{ComponentDb, Database};
@@ -47,6 +48,8 @@ pub struct LoadedComponent {
     pub hub: HubCtx,
     /// Its OpenAPI fragment, if it ships one.
     pub openapi: Option<serde_json::Value>,
+    /// Its outbound HTTP policy, cloned into each instance.
+    pub outbound: OutboundHooks,
 }
 
 impl LoadedComponent {
@@ -64,6 +67,13 @@ pub struct Snapshot {
     pub routes: RouteTable,
     /// The hub's WebSocket endpoints.
     pub websockets: Vec<WebSocketSpec>,
+}
+
+impl Snapshot {
+    /// Nothing loaded yet.
+    pub fn empty() -> Self {
+        Self { components: BTreeMap::new(), routes: RouteTable::default(), websockets: Vec::new() }
+    }
 }
 
 /// The host's components, swappable as a whole.
@@ -95,16 +105,23 @@ pub struct Loader {
     cache: CompileCache,
     database: Database,
     hub: Arc<Hub>,
+    outbound: Arc<Outbound>,
 }
 
 impl Loader {
     /// A loader for `engine`, caching artifacts in `cache`.
-    pub fn new(engine: Engine, cache: CompileCache, database: Database, hub: Arc<Hub>) -> anyhow::Result<Self> {
+    pub fn new(
+        engine: Engine,
+        cache: CompileCache,
+        database: Database,
+        hub: Arc<Hub>,
+        outbound: Arc<Outbound>,
+    ) -> anyhow::Result<Self> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         crate::capability::add_to_linker(&mut linker)?;
-        Ok(Self { engine, linker, cache, database, hub })
+        Ok(Self { engine, linker, cache, database, hub, outbound })
     }
 
     /// The host's database.
@@ -121,6 +138,16 @@ impl Loader {
     /// link, then prepare its database (jobs table, migrations). Nothing is
     /// served from it until this returns.
     pub async fn load(&self, spec: &ComponentSpec) -> anyhow::Result<LoadedComponent> {
+        for grant in &spec.grants.files {
+            if !grant.host.is_dir() {
+                anyhow::bail!(
+                    "component `{}` refused: grants.files \"{}\" names `{}`, which is not a directory",
+                    spec.name,
+                    grant.guest,
+                    grant.host.display()
+                );
+            }
+        }
         let (pre, jobs, version, compile) = tokio::task::block_in_place(|| self.compile_and_link(spec))?;
         let openapi = match &spec.openapi {
             None => None,
@@ -143,6 +170,12 @@ impl Loader {
             job_slots: Arc::new(Semaphore::new(spec.queue.workers as usize)),
             hub: HubCtx::new(spec.name.clone(), self.hub.clone(), Arc::new(spec.publish_topics.clone())),
             openapi,
+            outbound: OutboundHooks::new(
+                spec.name.clone(),
+                spec.grants.outbound.clone(),
+                spec.outbound,
+                self.outbound.clone(),
+            ),
             spec: spec.clone(),
             pre,
         })

@@ -5,7 +5,9 @@
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod support;
+mod upstream;
 
+mod acme;
 mod browser;
 mod compile_cache;
 mod eye;

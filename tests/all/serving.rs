@@ -104,7 +104,14 @@ async fn default_manifest_serves_every_bundled_component() {
     let names: Vec<String> = components.keys().cloned().collect();
     for (name, entry) in components.iter_mut() {
         let table = entry.as_table_mut().unwrap();
-        table.insert("wasm".into(), format!("{{wasm:{name}}}").into());
+        let wasm = table["wasm"].as_str().unwrap();
+        let stem = std::path::Path::new(wasm).file_stem().unwrap().to_str().unwrap().to_owned();
+        assert!(wasm.ends_with(&format!("/{stem}.wasm")), "{name}: {wasm}");
+        table.insert("wasm".into(), format!("{{wasm:{stem}}}").into());
+        let files = table.get_mut("grants").and_then(|g| g.get_mut("files")).and_then(|f| f.as_table_mut());
+        for (_, dir) in files.into_iter().flat_map(|f| f.iter_mut()) {
+            *dir = format!("{{repo}}/{}", dir.as_str().unwrap()).into();
+        }
         for key in ["migrations", "openapi"] {
             if let Some(path) = table.get(key).and_then(|m| m.as_str()).map(str::to_owned) {
                 table.insert(key.into(), format!("{{repo}}/{path}").into());
@@ -117,12 +124,20 @@ async fn default_manifest_serves_every_bundled_component() {
         assert_eq!(ready["components"][name]["status"], "ready", "{name}: {ready}");
     }
     assert_eq!(wharf.get("/hello/").await.status(), 200);
+    // acme answers from the bundled simulator, in-process.
+    let (status, body) = wharf.get_json("/api/recent_purchases/molinajonathan").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.as_array().unwrap().is_empty(), "{body}");
 
     // /openapi.json merges the fragments the bundled components ship.
     let (status, openapi) = wharf.get_json("/openapi.json").await;
     assert_eq!(status, 200);
     assert_eq!(openapi["openapi"], "3.1.0");
-    for path in ["/hello/{name}", "/api/hook/", "/api/events/", "/eye/events/", "/eye/jobs/{id}"] {
+    for path in ["/hello/{name}", "/api/hook/", "/api/events/", "/eye/events/", "/eye/jobs/{id}"].into_iter().chain([
+        "/api/recent_purchases/{username}",
+        "/api/users/{username}",
+        "/api/products/{product_id}",
+    ]) {
         assert!(openapi["paths"][path].is_object(), "{path} missing from /openapi.json");
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::capability::HostInterface;
 use crate::router::{RoutePattern, RouteTable};
-use raw::{RawComponent, RawLimits, RawManifest, RawQueue, RawSize, RawWebSocket};
+use raw::{RawComponent, RawLimits, RawManifest, RawOutbound, RawQueue, RawSize, RawWebSocket};
 
 /// A manifest that failed to load or validate.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +145,36 @@ pub struct ComponentSpec {
     pub queue: QueueSpec,
     /// Hub topics it may publish to (from `[websockets]` publishers).
     pub publish_topics: BTreeSet<String>,
+    /// How its outgoing HTTP requests are sent and cached.
+    pub outbound: OutboundSpec,
+}
+
+/// Timeouts and caching of one component's outgoing HTTP requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboundSpec {
+    /// Time to open a connection.
+    pub connect_timeout: Duration,
+    /// Time from sending a request to its response head.
+    pub first_byte_timeout: Duration,
+    /// Longest pause inside a response body.
+    pub between_bytes_timeout: Duration,
+    /// Reuse of 2xx GET responses without `Cache-Control: max-age`; zero
+    /// turns the cache off (identical requests in flight are still shared).
+    pub cache_ttl: Duration,
+    /// Largest response body that is cached or shared, in bytes.
+    pub cache_max_entry: u64,
+}
+
+impl Default for OutboundSpec {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(5),
+            between_bytes_timeout: Duration::from_secs(5),
+            cache_ttl: Duration::from_secs(60),
+            cache_max_entry: 1 << 20,
+        }
+    }
 }
 
 impl ComponentSpec {
@@ -195,6 +225,17 @@ pub struct Grants {
     pub interfaces: BTreeSet<HostInterface>,
     /// Origins it may call over outbound HTTP (shared with every instance).
     pub outbound: Arc<Vec<Origin>>,
+    /// Host directories it may read.
+    pub files: Vec<FileGrant>,
+}
+
+/// A host directory a component may read (never write), and where it sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileGrant {
+    /// The absolute path inside the component, e.g. `/data`.
+    pub guest: String,
+    /// The directory on the host, resolved against the manifest's directory.
+    pub host: PathBuf,
 }
 
 /// An outbound origin: scheme, host and port (`None` = the scheme's default).
@@ -391,7 +432,7 @@ fn resolve_component(
         })?;
         interfaces.insert(parsed);
     }
-    let outbound = raw
+    let origins = raw
         .grants
         .outbound
         .iter()
@@ -399,8 +440,27 @@ fn resolve_component(
         .map(|(i, o)| Origin::parse(o).map_err(|m| (format!("grants.outbound[{i}]"), m)))
         .collect::<Result<Vec<_>, _>>()?;
 
+    let files = raw
+        .grants
+        .files
+        .iter()
+        .map(|(guest, host)| {
+            let field = || format!("grants.files.\"{guest}\"");
+            let valid = guest.starts_with('/') && guest.len() > 1 && !guest.split('/').any(|s| s == "..");
+            if !valid {
+                return Err((field(), "the path the component sees must be absolute, like \"/data\"".to_owned()));
+            }
+            if host.trim().is_empty() {
+                return Err((field(), "must name a directory on the host".to_owned()));
+            }
+            Ok(FileGrant { guest: guest.clone(), host: base_dir.join(host) })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
     let queue = resolve_queue(&raw.queue, &limits).map_err(|(f, m)| (format!("queue.{f}"), m))?;
+    let outbound = resolve_outbound(&raw.outbound).map_err(|(f, m)| (format!("outbound.{f}"), m))?;
     Ok(ComponentSpec {
+        outbound,
         publish_topics: BTreeSet::new(),
         migrations: raw.migrations.as_ref().map(|dir| base_dir.join(dir)),
         openapi: raw.openapi.as_ref().map(|file| base_dir.join(file)),
@@ -409,7 +469,7 @@ fn resolve_component(
         source_crate: raw.source_crate.clone(),
         routes,
         config: Arc::new(raw.config.clone()),
-        grants: Grants { interfaces, outbound: Arc::new(outbound) },
+        grants: Grants { interfaces, outbound: Arc::new(origins), files },
         limits,
         name,
     })
@@ -538,6 +598,38 @@ fn resolve_queue(raw: &RawQueue, limits: &Limits) -> Result<QueueSpec, FieldErro
     }
     let retention = duration("retention", &raw.retention, Duration::from_secs(24 * 3600))?;
     Ok(QueueSpec { workers, max_attempts, backoff, max_backoff, lease, retention })
+}
+
+fn resolve_outbound(raw: &RawOutbound) -> Result<OutboundSpec, FieldError> {
+    let defaults = OutboundSpec::default();
+    let duration = |field: &str, text: &Option<String>, default: Duration, min: Duration| match text {
+        None => Ok(default),
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if d >= min && d <= Duration::from_secs(3600) => Ok(d),
+            Ok(_) => Err((field.to_owned(), format!("must be between {} and 1h", humantime::format_duration(min)))),
+            Err(e) => Err((field.to_owned(), format!("`{text}` is not a duration like \"5s\" or \"500ms\": {e}"))),
+        },
+    };
+    let ms = Duration::from_millis(1);
+    let cache_max_entry = match &raw.cache_max_entry {
+        Some(size) => parse_size(size).map_err(|m| ("cache_max_entry".to_owned(), m))?,
+        None => defaults.cache_max_entry,
+    };
+    if cache_max_entry > 64 << 20 {
+        return Err(("cache_max_entry".into(), "must be at most 64MiB".into()));
+    }
+    Ok(OutboundSpec {
+        connect_timeout: duration("connect_timeout", &raw.connect_timeout, defaults.connect_timeout, ms)?,
+        first_byte_timeout: duration("first_byte_timeout", &raw.first_byte_timeout, defaults.first_byte_timeout, ms)?,
+        between_bytes_timeout: duration(
+            "between_bytes_timeout",
+            &raw.between_bytes_timeout,
+            defaults.between_bytes_timeout,
+            ms,
+        )?,
+        cache_ttl: duration("cache_ttl", &raw.cache_ttl, defaults.cache_ttl, Duration::ZERO)?,
+        cache_max_entry,
+    })
 }
 
 fn parse_size(size: &RawSize) -> Result<u64, String> {

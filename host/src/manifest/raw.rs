@@ -139,6 +139,12 @@ pub(crate) struct RawComponent {
     /// `queue = { workers = 2, max_attempts = 5, backoff = "1s", max_backoff = "5m" }`
     #[serde(default)]
     pub(crate) queue: RawQueue,
+
+    /// Timeouts and caching of its outgoing HTTP requests.
+    ///
+    /// `outbound = { first_byte_timeout = "2s", cache_ttl = "60s" }`
+    #[serde(default)]
+    pub(crate) outbound: RawOutbound,
 }
 
 /// `queue`.
@@ -190,6 +196,27 @@ pub(crate) struct RawGrants {
     /// `outbound = ["http://127.0.0.1:9000", "https://api.example.com"]`.
     #[serde(default)]
     pub(crate) outbound: Vec<String>,
+    /// Host directories the component may read, by the path it sees them at:
+    /// `files = { "/data" = "components/acme-data/data" }` (read-only).
+    #[serde(default)]
+    pub(crate) files: BTreeMap<String, String>,
+}
+
+/// `outbound`: how the host sends the component's outgoing HTTP requests.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutbound {
+    /// Time to open the connection: `connect_timeout = "5s"`.
+    pub(crate) connect_timeout: Option<String>,
+    /// Time from sending the request to the response head: `first_byte_timeout = "5s"`.
+    pub(crate) first_byte_timeout: Option<String>,
+    /// Longest pause inside the response body: `between_bytes_timeout = "5s"`.
+    pub(crate) between_bytes_timeout: Option<String>,
+    /// How long a 2xx GET response is reused when it carries no
+    /// `Cache-Control: max-age`; `"0s"` turns the cache off: `cache_ttl = "60s"`.
+    pub(crate) cache_ttl: Option<String>,
+    /// Largest response body the cache keeps: `cache_max_entry = "1MiB"`.
+    pub(crate) cache_max_entry: Option<RawSize>,
 }
 
 /// `limits` (all optional; unset fields fall back to the defaults).

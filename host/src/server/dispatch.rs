@@ -14,6 +14,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::error::{HostError, json_response};
 use super::{guest, request_id};
 use crate::Host;
+use crate::registry::Snapshot;
 use crate::router::RouteMatch;
 
 type Response = http::Response<HyperOutgoingBody>;
@@ -53,15 +54,44 @@ async fn answer(host: &Arc<Host>, request: http::Request<Incoming>, request_id: 
     if let Some(endpoint) = snapshot.websockets.iter().find(|w| w.path == request.uri().path()) {
         return Ok(super::websocket::accept(host.clone(), endpoint.clone(), request, request_id));
     }
+    serve_routed(&snapshot, request, request_id, Via::Client).await
+}
+
+/// How a request reached the component router.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Via<'a> {
+    /// A client, over TCP.
+    Client,
+    /// An in-process call from another component to `target`, `depth`
+    /// calls deep; paths `target` does not route answer 404.
+    InProcess { target: &'a str, depth: u8 },
+}
+
+/// Routes `request` to its component, reads the body under the route's cap
+/// and serves it. The front door and in-process calls share this, so both
+/// see the same routes, limits and errors.
+pub(crate) async fn serve_routed<B>(
+    snapshot: &Snapshot,
+    request: http::Request<B>,
+    request_id: &str,
+    via: Via<'_>,
+) -> Result<Response, HostError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let not_found = || HostError::NotFound { path: request.uri().path().to_owned() };
     let (component, (max_body, too_large_code)) = match snapshot.routes.route(request.method(), request.uri().path()) {
+        RouteMatch::Component { component, .. } if matches!(via, Via::InProcess { target, .. } if target != component.as_str()) =>
+        {
+            return Err(not_found());
+        }
         RouteMatch::Component { component, max_body, too_large_code } => (component, (max_body, too_large_code)),
         RouteMatch::MethodNotAllowed { allowed } => return Err(HostError::MethodNotAllowed { allowed }),
-        RouteMatch::NotFound => {
-            return Err(HostError::NotFound { path: request.uri().path().to_owned() });
-        }
+        RouteMatch::NotFound => return Err(not_found()),
     };
     let Some(component) = snapshot.components.get(component).cloned() else {
-        return Err(HostError::NotFound { path: request.uri().path().to_owned() });
+        return Err(not_found());
     };
     tracing::Span::current().record("component", component.spec.name.as_str());
 
@@ -72,7 +102,11 @@ async fn answer(host: &Arc<Host>, request: http::Request<Incoming>, request_id: 
         request.headers_mut().insert(request_id::HEADER, value);
     }
     let label = component.label();
-    let mut response = guest::serve(component, request).await?;
+    let depth = match via {
+        Via::Client => 0,
+        Via::InProcess { depth, .. } => depth,
+    };
+    let mut response = guest::serve(component, request, depth).await?;
     if let Ok(value) = HeaderValue::from_str(&label) {
         response.headers_mut().insert("x-wharf-component", value);
     }
@@ -82,11 +116,15 @@ async fn answer(host: &Arc<Host>, request: http::Request<Incoming>, request_id: 
 /// Buffers the body, refusing it as soon as it passes `max_body` (up front
 /// when `Content-Length` already says so). Also makes sure the request has
 /// the authority wasi:http requires.
-async fn read_body(
-    request: http::Request<Incoming>,
+async fn read_body<B>(
+    request: http::Request<B>,
     max_body: u64,
     too_large: impl Fn() -> HostError,
-) -> Result<http::Request<Full<Bytes>>, HostError> {
+) -> Result<http::Request<Full<Bytes>>, HostError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max_body) {

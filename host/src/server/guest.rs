@@ -18,15 +18,18 @@ use super::error::HostError;
 use crate::limits::{GuestFailure, classify};
 use crate::registry::LoadedComponent;
 
-/// Serves `request` with `component`.
+/// Serves `request` with `component`; `depth` counts the in-process calls
+/// that led here (0 for a client's request).
 pub(super) async fn serve(
     component: Arc<LoadedComponent>,
     request: http::Request<Full<Bytes>>,
+    depth: u8,
 ) -> Result<http::Response<HyperOutgoingBody>, HostError> {
     let name = component.spec.name.clone();
     let permit = component.instances.clone().try_acquire_owned().map_err(|_| HostError::Overloaded(name.clone()))?;
 
     let mut store = crate::instance::new_store(&component);
+    store.data_mut().outbound.set_depth(depth);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let fail = |error: wasmtime::Error| HostError::ComponentFailed { component: name.clone(), error: error.into() };
     let request = store.data_mut().http().new_incoming_request(Scheme::Http, request).map_err(fail)?;
@@ -85,7 +88,7 @@ pub(super) async fn get(
         .header(http::header::HOST, "localhost")
         .body(Full::new(Bytes::new()))
         .map_err(|e| HostError::ComponentFailed { component: name.clone(), error: e.into() })?;
-    let response = serve(component, request).await?;
+    let response = serve(component, request, 0).await?;
     let status = response.status();
     let body = response
         .into_body()

@@ -2,7 +2,7 @@
 //! keep-alive on each, hand every request to [`dispatch::handle`], and on
 //! shutdown stop accepting and let in-flight requests finish.
 
-mod dispatch;
+pub(crate) mod dispatch;
 pub mod error;
 mod guest;
 pub mod request_id;

@@ -1,0 +1,102 @@
+//! Outbound HTTP from components (`wasi:http/outgoing-handler`), intercepted
+//! by the host through [`WasiHttpHooks::send_request`]. Every request:
+//!
+//! 1. passes the component's allow-list from `grants.outbound` ([`policy`]),
+//!    or fails with `HTTP-request-denied` and a log line;
+//! 2. gets the manifest's timeouts (a guest may ask for shorter ones);
+//! 3. if it is a plain GET, is answered from the response cache or joins an
+//!    identical request already in flight ([`cache`]);
+//! 4. goes to another component of this host without TCP when its host is
+//!    `NAME.wharf.internal` ([`in_process`]), or over the network.
+
+mod cache;
+mod in_process;
+mod policy;
+mod transport;
+
+use std::sync::{Arc, Weak};
+
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::manifest::{ComponentName, Origin, OutboundSpec};
+use crate::registry::Registry;
+
+pub use cache::{CACHE_HEADER, ResponseCache};
+pub use in_process::INTERNAL_DOMAIN;
+
+/// Bytes of responses the host keeps cached, across all components.
+pub const CACHE_CAPACITY: u64 = 64 << 20;
+
+/// What the outbound requests of every component share: the response cache
+/// and a way to reach the host's own components.
+pub struct Outbound {
+    cache: ResponseCache,
+    registry: Weak<Registry>,
+}
+
+impl Outbound {
+    /// Shared state for outbound requests; in-process calls find their
+    /// target in `registry` (weak: components hold this, the registry holds them).
+    pub fn new(registry: Weak<Registry>) -> Arc<Self> {
+        Arc::new(Self { cache: ResponseCache::new(CACHE_CAPACITY), registry })
+    }
+}
+
+/// The outbound policy of one component, cloned into each of its instances.
+#[derive(Clone)]
+pub struct OutboundHooks {
+    component: ComponentName,
+    allowed: Arc<Vec<Origin>>,
+    settings: OutboundSpec,
+    shared: Arc<Outbound>,
+    /// How many in-process calls led to this instance (loops are refused).
+    depth: u8,
+}
+
+impl OutboundHooks {
+    /// The policy of `component`: it may call exactly `allowed`.
+    pub fn new(
+        component: ComponentName,
+        allowed: Arc<Vec<Origin>>,
+        settings: OutboundSpec,
+        shared: Arc<Outbound>,
+    ) -> Self {
+        Self { component, allowed, settings, shared, depth: 0 }
+    }
+
+    /// Marks an instance started by an in-process call `depth` levels deep.
+    pub fn set_depth(&mut self, depth: u8) {
+        self.depth = depth;
+    }
+
+    /// Sends `request`, through the cache when it is cacheable.
+    async fn send(self, request: http::Request<WasiBody>, options: RequestOptions) -> Result<transport::Sent, Error> {
+        let target = transport::Target { shared: &self.shared, options, depth: self.depth };
+        match cache::key_for(&self.component, &request) {
+            Some(key) => self.shared.cache.fetch(key, request, &target, &self.settings).await,
+            None => transport::send(&target, request).await,
+        }
+    }
+}
+
+type SendFuture = Box<dyn Future<Output = Result<transport::Sent, Error>> + Send>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> SendFuture {
+        if !policy::permits(&self.allowed, request.uri()) {
+            tracing::warn!(
+                component = self.component.as_str(),
+                uri = %request.uri(),
+                "outbound request denied: origin not in the component's grants.outbound"
+            );
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        let options = policy::timeouts(options, &self.settings);
+        Box::new(self.clone().send(request, options))
+    }
+}
