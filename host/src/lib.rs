@@ -3,6 +3,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod capability;
 pub mod compile_cache;
 pub mod engine;
@@ -12,14 +13,18 @@ pub mod hub;
 pub mod instance;
 pub mod limits;
 pub mod manifest;
+pub mod metrics;
 pub mod openapi;
 pub mod outbound;
 pub mod queue;
 pub mod registry;
+pub mod reload;
 pub mod router;
+pub mod scaffold;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +47,10 @@ pub struct Host {
     pub hub: Arc<hub::Hub>,
     /// Becomes `true` when the host shuts down (WebSocket clients close).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The manifest reloads read.
+    pub manifest_path: PathBuf,
+    /// Reloads run one at a time.
+    reload_lock: tokio::sync::Mutex<()>,
 }
 
 /// What `wharf serve` was asked to do.
@@ -55,6 +64,13 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// `postgres://…` for PostgreSQL; SQLite under the data dir when `None`.
     pub database_url: Option<String>,
+    /// Where the operator API listens (`None`: 127.0.0.1:9090, or a free
+    /// port when that is taken).
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token the operator API requires (mandatory beyond loopback).
+    pub admin_token: Option<String>,
+    /// Reload components when the manifest or their `.wasm` files change.
+    pub watch: bool,
 }
 
 /// Loads every component and serves until SIGINT or SIGTERM.
@@ -82,10 +98,22 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let loader = Loader::new(engine, cache, database, hub.clone(), outbound)?;
     registry.swap(loader.load_all(&manifest).await?);
     let (closing, shutdown) = tokio::sync::watch::channel(false);
-    let host = Arc::new(Host { registry, loader, hub, shutdown });
+    let host = Arc::new(Host {
+        registry,
+        loader,
+        hub,
+        shutdown,
+        manifest_path: options.manifest.clone(),
+        reload_lock: tokio::sync::Mutex::new(()),
+    });
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
     let workers = queue::worker::start_all(host.registry.clone(), workers_stopped);
 
+    let _watching = match options.watch {
+        true => Some(watch::start(host.clone())?),
+        false => None,
+    };
+    start_operator_api(&host, &options).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("failed to listen on {}", options.listen))?;
@@ -121,6 +149,22 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     if tokio::time::timeout(std::time::Duration::from_secs(30), drain).await.is_err() {
         tracing::warn!("job workers did not finish in time; their jobs run again after their leases expire");
     }
+    Ok(())
+}
+
+/// Binds the operator API, writes its address to `DATA_DIR/admin.addr`
+/// (before `http.addr`, so whoever waits for the latter finds both) and
+/// serves it until shutdown.
+async fn start_operator_api(host: &Arc<Host>, options: &ServeOptions) -> anyhow::Result<()> {
+    let listener = admin::bind(options.admin_listen, options.admin_token.as_deref()).await?;
+    let bound = listener.local_addr()?;
+    let file = options.data_dir.join(admin::ADDR_FILE);
+    std::fs::write(&file, bound.to_string()).with_context(|| format!("failed to write `{}`", file.display()))?;
+    tracing::info!(admin = %bound, "operator API on http://{bound}");
+    let mut stop = host.shutdown.clone();
+    tokio::spawn(admin::run(host.clone(), listener, options.admin_token.clone(), async move {
+        let _ = stop.wait_for(|closing| *closing).await;
+    }));
     Ok(())
 }
 

@@ -39,6 +39,28 @@ enum Command {
         /// PostgreSQL URL; SQLite files under the data dir when unset.
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        /// Address for the operator API [default: 127.0.0.1:9090, or a free
+        /// port when taken; port 0 picks one; see DATA_DIR/admin.addr].
+        #[arg(long, env = "WHARF_ADMIN_LISTEN")]
+        admin_listen: Option<SocketAddr>,
+        /// Bearer token the operator API requires (mandatory when it is not on loopback).
+        #[arg(long, env = "WHARF_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Reload components when components.toml or their `.wasm` files change.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// List the components of a running host: version, load time, routes, grants.
+    Components {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Load a component of a running host anew and print the version now serving.
+    Reload {
+        /// The component.
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Apply every component's migrations, then exit.
     Migrate {
@@ -52,6 +74,35 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// Scaffold a component crate that builds and serves on the first try.
+    New {
+        /// The component's name (a-z, 0-9, `-`, `_`, starting with a letter).
+        name: String,
+        /// A Wharf repository (the crate goes to components/NAME and its entry to
+        /// components.toml), or any directory (a project of its own in DIR/NAME).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+/// How the CLI finds a running host's operator API.
+#[derive(Debug, clap::Args)]
+struct AdminArgs {
+    /// The running host's data dir (its operator API address is in DATA_DIR/admin.addr).
+    #[arg(long, default_value = "./data", env = "WHARF_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The operator API address, instead of reading it from the data dir.
+    #[arg(long, env = "WHARF_ADMIN")]
+    admin: Option<String>,
+    /// Bearer token for the operator API.
+    #[arg(long, env = "WHARF_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+impl AdminArgs {
+    fn client(self) -> anyhow::Result<wharf::admin::client::AdminClient> {
+        wharf::admin::client::AdminClient::find(&self.data_dir, self.admin.as_deref(), self.admin_token)
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,12 +117,17 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { manifest, listen, data_dir, database_url } => {
-                wharf::serve(wharf::ServeOptions { manifest, listen, data_dir, database_url }).await
+            Command::Serve { manifest, listen, data_dir, database_url, admin_listen, admin_token, watch } => {
+                let options =
+                    wharf::ServeOptions { manifest, listen, data_dir, database_url, admin_listen, admin_token, watch };
+                wharf::serve(options).await
             }
+            Command::Components { admin } => admin.client()?.print_components().await,
+            Command::Reload { name, admin } => admin.client()?.reload(&name).await,
             Command::Migrate { manifest, data_dir, database_url } => {
                 wharf::migrate(&manifest, &data_dir, database_url.as_deref()).await
             }
+            Command::New { name, dir } => wharf::scaffold::run(&name, &dir),
         }
     });
     match result {

@@ -1,13 +1,25 @@
 //! `/openapi.json`: the OpenAPI 3.1 fragments components ship (named by
-//! `openapi = "…"` in the manifest), read at load and merged into one document.
+//! `openapi = "…"` in the manifest), read at load and merged into one
+//! document with the host's own paths and a text description of the
+//! WebSocket endpoints (OpenAPI has no way to describe those).
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
 use serde_json::{Map, Value, json};
 
+use crate::manifest::WebSocketSpec;
+use crate::registry::Snapshot;
+
 /// Sections of `components` merged by name.
 const COMPONENT_SECTIONS: &[&str] = &["schemas", "parameters", "responses", "requestBodies", "headers", "examples"];
+
+/// The keys of a path item that are operations.
+const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// The tag of the paths the host answers itself.
+const HOST_TAG: &str = "host";
 
 /// Reads and checks a fragment: a JSON object with a `paths` object.
 pub fn read_fragment(path: &Path) -> anyhow::Result<Value> {
@@ -21,16 +33,28 @@ pub fn read_fragment(path: &Path) -> anyhow::Result<Value> {
     Ok(value)
 }
 
-/// Merges fragments into one OpenAPI 3.1 document. Paths cannot collide
-/// (routes do not overlap); component entries with the same name are
-/// expected to be the same shared definition (e.g. `Error`), first one wins.
-pub fn merge<'a>(fragments: impl Iterator<Item = &'a Value>) -> Value {
-    let mut paths = Map::new();
+/// The document `/openapi.json` answers for `snapshot`.
+pub fn document(snapshot: &Snapshot) -> Value {
+    let fragments = snapshot.components.values().filter_map(|c| Some((c.spec.name.as_str(), c.openapi.as_ref()?)));
+    merge(fragments, &snapshot.websockets)
+}
+
+/// Merges `(component, fragment)` pairs into one OpenAPI 3.1 document.
+///
+/// Paths cannot collide (routes do not overlap). Each component becomes a
+/// tag (described by its fragment's `info`) on the operations that name no
+/// tag of their own, so the `/docs` page groups routes by component.
+/// Component entries with the same name are expected to be the same shared
+/// definition (e.g. `Error`): the first one wins.
+pub fn merge<'a>(fragments: impl Iterator<Item = (&'a str, &'a Value)>, websockets: &[WebSocketSpec]) -> Value {
+    let mut paths = host_paths();
+    let mut tags = vec![json!({ "name": HOST_TAG, "description": "Answered by the host itself, not a component." })];
     let mut components: Map<String, Value> = Map::new();
-    for fragment in fragments {
+    for (component, fragment) in fragments {
+        tags.push(component_tag(component, fragment));
         if let Some(fragment_paths) = fragment.get("paths").and_then(Value::as_object) {
             for (path, item) in fragment_paths {
-                paths.entry(path.clone()).or_insert_with(|| item.clone());
+                paths.entry(path.clone()).or_insert_with(|| tagged(item, component));
             }
         }
         for section in COMPONENT_SECTIONS {
@@ -49,16 +73,119 @@ pub fn merge<'a>(fragments: impl Iterator<Item = &'a Value>) -> Value {
         "info": {
             "title": "Wharf",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Every JSON route served by this host's components. WebSocket endpoints (e.g. /ws/email/) are described in docs/hub.md.",
+            "description": description(websockets),
         },
+        "tags": tags,
         "paths": paths,
         "components": components,
     })
 }
 
+/// `info.description`: conventions, then the WebSocket endpoints in text.
+fn description(websockets: &[WebSocketSpec]) -> String {
+    let mut text = String::from(
+        "Every JSON route served by this host's components, grouped by component, and the host's own paths. \
+         Errors answer `{\"error\": {\"code\", \"message\", \"request_id\"}}`; every response carries `x-request-id`.",
+    );
+    if websockets.is_empty() {
+        return text;
+    }
+    text.push_str(
+        "\n\n## WebSocket endpoints\n\nOpenAPI cannot describe these, so here they are in words. Connect with a \
+         WebSocket client (a plain `GET` answers 426 `upgrade_required`). The host sends one text frame (JSON) per \
+         message published on the endpoint's topic, in publish order, and ignores what clients send. A client too slow \
+         to keep up is closed with 1013 (reconnect, with `?after=` where the endpoint replays); the host pings every \
+         30 s and closes a client silent for 75 s with 1001, as it closes every client when it shuts down.\n",
+    );
+    for ws in websockets {
+        let publishers = ws.publishers.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+        let _ = write!(
+            text,
+            "\n- `{path}`: messages on topic `{topic}`, published by {publishers}. At most {clients} clients \
+             (more: 503 `too_many_clients`); a client frame over {max} bytes closes the socket with 1009.",
+            path = ws.path,
+            topic = ws.topic,
+            clients = ws.max_clients,
+            max = ws.max_client_message,
+        );
+        if let Some(replay) = &ws.replay {
+            let _ = write!(
+                text,
+                " Reconnect with `?after=<id of the last message received>` to first get what `{component}` stored \
+                 after it (in arrival order, at most 1000; more are followed by `{{\"type\": \"replay_truncated\"}}`: \
+                 re-list over HTTP), then live messages, with no gap and no duplicate; an unknown id closes the \
+                 socket with 1008.",
+                component = replay.component,
+            );
+        }
+    }
+    text
+}
+
+/// A tag named after `component`, described by its fragment's `info` (the
+/// title without a leading "NAME — ", which the tag already shows).
+fn component_tag(component: &str, fragment: &Value) -> Value {
+    let text = |key: &str| fragment.get("info")?.get(key)?.as_str();
+    let title = text("title").map(|t| t.strip_prefix(component).and_then(|t| t.strip_prefix(" — ")).unwrap_or(t));
+    let parts: Vec<&str> =
+        [title, text("description")].into_iter().flatten().filter(|s| !s.is_empty() && *s != component).collect();
+    if parts.is_empty() {
+        return json!({ "name": component });
+    }
+    json!({ "name": component, "description": parts.join(". ") })
+}
+
+/// `item` with `component` as the tag of every operation that has none.
+fn tagged(item: &Value, component: &str) -> Value {
+    let mut item = item.clone();
+    if let Some(operations) = item.as_object_mut() {
+        for (method, operation) in operations.iter_mut() {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            if let Some(operation) = operation.as_object_mut() {
+                operation.entry("tags").or_insert_with(|| json!([component]));
+            }
+        }
+    }
+    item
+}
+
+/// `/healthz`, `/readyz` and `/openapi.json`.
+fn host_paths() -> Map<String, Value> {
+    let object = json!({ "type": "object" });
+    let answer = |description: &str, schema: &Value| json!({ "description": description, "content": { "application/json": { "schema": schema } } });
+    let status = json!({ "type": "object", "required": ["status"], "properties": { "status": { "type": "string" } } });
+    let paths = json!({
+        "/healthz": { "get": {
+            "tags": [HOST_TAG], "operationId": "hostHealth", "summary": "The process is up",
+            "responses": { "200": answer("Up: `{\"status\": \"ok\"}`", &status) },
+        } },
+        "/readyz": { "get": {
+            "tags": [HOST_TAG], "operationId": "hostReady",
+            "summary": "The database, every component and its queue are ready",
+            "responses": {
+                "200": answer("Ready, with the state of the database and of each component", &status),
+                "503": answer("Not ready: the body says what is unavailable", &status),
+            },
+        } },
+        "/openapi.json": { "get": {
+            "tags": [HOST_TAG], "operationId": "hostOpenApi", "summary": "This document (the /docs page renders it)",
+            "responses": { "200": answer("An OpenAPI 3.1 document", &object) },
+        } },
+    });
+    match paths {
+        Value::Object(paths) => paths,
+        _ => Map::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::manifest::{ComponentName, ReplaySpec};
 
     #[test]
     fn merges_paths_and_shared_components() {
@@ -66,10 +193,47 @@ mod tests {
             json!({"paths": {"/a": {"get": {}}}, "components": {"schemas": {"Error": {"type": "object"}, "A": {}}}});
         let b =
             json!({"paths": {"/b": {"get": {}}}, "components": {"schemas": {"Error": {"type": "object"}, "B": {}}}});
-        let merged = merge([&a, &b].into_iter());
+        let merged = merge([("a", &a), ("b", &b)].into_iter(), &[]);
         assert_eq!(merged["openapi"], "3.1.0");
         assert!(merged["paths"]["/a"].is_object() && merged["paths"]["/b"].is_object());
+        assert!(merged["paths"]["/healthz"]["get"].is_object());
         let schemas = merged["components"]["schemas"].as_object().unwrap();
         assert_eq!(schemas.keys().collect::<Vec<_>>(), ["A", "B", "Error"]);
+    }
+
+    #[test]
+    fn tags_operations_with_their_component_unless_tagged() {
+        let a = json!({
+            "info": {"title": "a — the first", "description": "Does things"},
+            "paths": {"/a": {"parameters": [], "get": {}, "post": {"tags": ["own"]}}},
+        });
+        let merged = merge([("a", &a)].into_iter(), &[]);
+        assert_eq!(merged["paths"]["/a"]["get"]["tags"], json!(["a"]));
+        assert_eq!(merged["paths"]["/a"]["post"]["tags"], json!(["own"]));
+        assert_eq!(merged["paths"]["/a"]["parameters"], json!([]));
+        let tags = merged["tags"].as_array().unwrap();
+        assert!(tags.contains(&json!({"name": "a", "description": "the first. Does things"})), "{tags:?}");
+    }
+
+    #[test]
+    fn describes_websocket_endpoints_in_text() {
+        let ws = WebSocketSpec {
+            name: "email".into(),
+            path: "/ws/email/".into(),
+            topic: "email".into(),
+            publishers: BTreeSet::from([ComponentName::parse("mandrill").unwrap()]),
+            replay: Some(ReplaySpec {
+                component: ComponentName::parse("mandrill").unwrap(),
+                path: "/api/events/_replay".into(),
+            }),
+            max_clients: 10,
+            buffer: 4,
+            max_client_message: 64,
+        };
+        let merged = merge(std::iter::empty(), &[ws]);
+        let description = merged["info"]["description"].as_str().unwrap();
+        for needle in ["## WebSocket endpoints", "`/ws/email/`", "topic `email`", "`?after=", "1008"] {
+            assert!(description.contains(needle), "{needle} missing from {description}");
+        }
     }
 }

@@ -115,6 +115,8 @@ pub enum RouteMatch<'a> {
         max_body: u64,
         /// `error.code` of a 413 on this route, if not the default.
         too_large_code: Option<&'a str>,
+        /// The route that matched, as written in the manifest.
+        route: &'a RoutePattern,
     },
     /// The path is routed but not for this method.
     MethodNotAllowed {
@@ -203,6 +205,7 @@ impl RouteTable {
                         component: &entry.component,
                         max_body: entry.max_body,
                         too_large_code: entry.too_large_code.as_deref(),
+                        route: &entry.pattern,
                     };
                 }
             }

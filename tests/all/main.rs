@@ -4,16 +4,20 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
+mod default_manifest;
 mod support;
 mod upstream;
 
 mod acme;
 mod browser;
 mod compile_cache;
+mod docs_page;
 mod eye;
 mod mandrill;
 mod manifest;
+mod operator;
 mod queue;
 mod sandbox;
+mod scaffold;
 mod serving;
 mod store;

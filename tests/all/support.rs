@@ -143,6 +143,8 @@ pub struct Wharf {
     pub client: reqwest::Client,
     /// Its database.
     pub backend: Backend,
+    /// Extra `wharf serve` arguments it was started with.
+    extra_args: Vec<String>,
 }
 
 /// A host that refused to start.
@@ -172,10 +174,16 @@ impl Wharf {
 
     /// Like [`Wharf::start_on`], but returns a start failure instead of panicking.
     pub async fn try_start_on(manifest_toml: &str, backend: Backend) -> Result<Wharf, StartFailure> {
+        Self::try_start_with(manifest_toml, backend, &[]).await
+    }
+
+    /// Starts a host with `manifest_toml` on `backend`, passing `extra` to `wharf serve`.
+    pub async fn try_start_with(manifest_toml: &str, backend: Backend, extra: &[&str]) -> Result<Wharf, StartFailure> {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = temp.path().to_owned();
         std::fs::write(dir.join("components.toml"), manifest(manifest_toml)).expect("write manifest");
-        let mut wharf = Self::launch(&dir, backend).await?;
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        let mut wharf = Self::launch(&dir, backend, extra).await?;
         wharf._temp = Some(temp);
         Ok(wharf)
     }
@@ -201,10 +209,10 @@ impl Wharf {
     }
 
     async fn relaunch(&self) -> Result<Wharf, StartFailure> {
-        Self::launch(&self.dir, self.backend.clone()).await
+        Self::launch(&self.dir, self.backend.clone(), self.extra_args.clone()).await
     }
 
-    async fn launch(dir: &Path, backend: Backend) -> Result<Wharf, StartFailure> {
+    async fn launch(dir: &Path, backend: Backend, extra_args: Vec<String>) -> Result<Wharf, StartFailure> {
         let data = dir.join("data");
         let _ = std::fs::remove_file(data.join("http.addr"));
         let log_path = dir.join("wharf.log");
@@ -217,6 +225,9 @@ impl Wharf {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&data)
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0")
+            .args(&extra_args)
             .env("WHARF_LOG", "info,wharf::queue=debug")
             .env_remove("DATABASE_URL")
             .envs(backend.database_url().map(|url| ("DATABASE_URL", url)))
@@ -229,7 +240,7 @@ impl Wharf {
             let bound = std::fs::read_to_string(data.join("http.addr")).ok().and_then(|t| t.trim().parse().ok());
             if let Some(addr) = bound {
                 let client = reqwest::Client::builder().no_proxy().build().expect("client");
-                return Ok(Wharf { child, addr, dir: dir.to_owned(), _temp: None, client, backend });
+                return Ok(Wharf { child, addr, dir: dir.to_owned(), _temp: None, client, backend, extra_args });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(StartFailure {
@@ -245,6 +256,12 @@ impl Wharf {
     /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://ADMIN_ADDR{path}`: the operator API (address from DATA_DIR/admin.addr).
+    pub fn admin_url(&self, path: &str) -> String {
+        let addr = std::fs::read_to_string(self.dir.join("data/admin.addr")).expect("admin.addr");
+        format!("http://{}{path}", addr.trim())
     }
 
     /// GET `path`.

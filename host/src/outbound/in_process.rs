@@ -46,9 +46,12 @@ pub(super) async fn send(
     // The callee's deadline bounds its run; the caller's first-byte timeout
     // bounds how long the caller waits for the head.
     let first_byte = options.first_byte_timeout.unwrap_or(std::time::Duration::from_secs(600));
-    let served = tokio::time::timeout(first_byte, dispatch::serve_routed(&snapshot, request, &request_id, via))
-        .await
-        .map_err(|_| Error::ConnectionReadTimeout)?;
+    let served = tokio::time::timeout(
+        first_byte,
+        dispatch::serve_routed(&snapshot, request, &request_id, via, &mut dispatch::Routed::default()),
+    )
+    .await
+    .map_err(|_| Error::ConnectionReadTimeout)?;
     let mut response = match served {
         Ok(response) => response,
         Err(error) => {

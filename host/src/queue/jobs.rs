@@ -200,3 +200,77 @@ pub(crate) async fn counts(db: &ComponentDb) -> Result<Vec<(String, serde_json::
     };
     Ok(rows.into_iter().map(|(status, n)| (status, n.into())).collect())
 }
+
+/// A dead job, as the operator API shows it.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct DeadJob {
+    /// Its id in the component's queue.
+    pub(crate) id: i64,
+    /// The queue it was enqueued on.
+    pub(crate) queue: String,
+    /// What it was enqueued with.
+    pub(crate) payload: String,
+    /// Deliveries made.
+    pub(crate) attempts: i32,
+    /// Why the last one failed.
+    pub(crate) last_error: Option<String>,
+    /// When it was enqueued (Unix ms).
+    pub(crate) created_at: i64,
+    /// When it died (Unix ms).
+    pub(crate) died_at: i64,
+}
+
+/// One page of dead jobs, newest first, and how many there are.
+pub(crate) async fn list_dead(db: &ComponentDb, limit: i64, offset: i64) -> Result<(Vec<DeadJob>, i64), sqlx::Error> {
+    type Row = (i64, String, String, i32, Option<String>, i64, i64);
+    let sql = "SELECT id, queue, payload, attempts, last_error, created_at, updated_at FROM _wharf_jobs \
+               WHERE status = 'dead' ORDER BY updated_at DESC, id DESC LIMIT $1 OFFSET $2";
+    let count = "SELECT COUNT(*) FROM _wharf_jobs WHERE status = 'dead'";
+    let (rows, total): (Vec<Row>, i64) = match db {
+        ComponentDb::Sqlite(pool) => (
+            sqlx::query_as(sql).bind(limit).bind(offset).fetch_all(pool).await?,
+            sqlx::query_scalar(count).fetch_one(pool).await?,
+        ),
+        ComponentDb::Postgres(pool) => (
+            sqlx::query_as(sql).bind(limit).bind(offset).fetch_all(pool).await?,
+            sqlx::query_scalar(count).fetch_one(pool).await?,
+        ),
+    };
+    let jobs = rows
+        .into_iter()
+        .map(|(id, queue, payload, attempts, last_error, created_at, died_at)| DeadJob {
+            id,
+            queue,
+            payload,
+            attempts,
+            last_error,
+            created_at,
+            died_at,
+        })
+        .collect();
+    Ok((jobs, total))
+}
+
+/// Gives a dead job a fresh set of attempts, due now; `false` when no dead
+/// job has that id. Attempt numbers keep counting (the handler sees attempt
+/// N+1), so the history stays truthful.
+pub(crate) async fn revive(db: &ComponentDb, id: i64) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE _wharf_jobs SET status = 'queued', max_attempts = attempts + max_attempts, run_at = $2, \
+               lease_until = NULL, updated_at = $2 WHERE id = $1 AND status = 'dead'";
+    let now = now_ms();
+    let changed = match db {
+        ComponentDb::Sqlite(pool) => sqlx::query(sql).bind(id).bind(now).execute(pool).await?.rows_affected(),
+        ComponentDb::Postgres(pool) => sqlx::query(sql).bind(id).bind(now).execute(pool).await?.rows_affected(),
+    };
+    Ok(changed == 1)
+}
+
+/// Deletes a dead job; `false` when no dead job has that id.
+pub(crate) async fn discard(db: &ComponentDb, id: i64) -> Result<bool, sqlx::Error> {
+    let sql = "DELETE FROM _wharf_jobs WHERE id = $1 AND status = 'dead'";
+    let changed = match db {
+        ComponentDb::Sqlite(pool) => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected(),
+        ComponentDb::Postgres(pool) => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected(),
+    };
+    Ok(changed == 1)
+}

@@ -3,6 +3,7 @@
 //! `x-request-id` and `x-wharf-component`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
@@ -14,6 +15,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::error::{HostError, json_response};
 use super::{guest, request_id};
 use crate::Host;
+use crate::manifest::ComponentName;
+use crate::metrics;
 use crate::registry::Snapshot;
 use crate::router::RouteMatch;
 
@@ -28,25 +31,53 @@ pub(super) async fn handle(host: Arc<Host>, request: http::Request<Incoming>) ->
         path = %request.uri().path(),
         request_id = %request_id,
         component = field::Empty,
+        route = field::Empty,
         status = field::Empty,
     );
     async move {
-        let mut response = match answer(&host, request, &request_id).await {
+        let started = Instant::now();
+        let mut routed = Routed::default();
+        let mut response = match answer(&host, request, &request_id, &mut routed).await {
             Ok(response) => response,
-            Err(error) => error.into_response(&request_id),
+            Err(error) => {
+                if let (Some(kind), Some(component)) = (error.failure_kind(), &routed.component) {
+                    metrics::global().guest_failure(component.as_str(), kind);
+                }
+                error.into_response(&request_id)
+            }
         };
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, value);
         }
-        tracing::Span::current().record("status", response.status().as_u16());
+        let status = response.status().as_u16();
+        tracing::Span::current().record("status", status);
         tracing::debug!("answered");
+        let (component, route) = match routed.component {
+            Some(component) => (component.to_string(), routed.route),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        metrics::global().request(metrics::RequestLabels { component, route, status }, started.elapsed());
         response
     }
     .instrument(span)
     .await
 }
 
-async fn answer(host: &Arc<Host>, request: http::Request<Incoming>, request_id: &str) -> Result<Response, HostError> {
+/// What routing decided, for metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Routed {
+    /// The component the request went to.
+    pub(crate) component: Option<ComponentName>,
+    /// The route that matched, as in the manifest.
+    pub(crate) route: String,
+}
+
+async fn answer(
+    host: &Arc<Host>,
+    request: http::Request<Incoming>,
+    request_id: &str,
+    routed: &mut Routed,
+) -> Result<Response, HostError> {
     if let Some(response) = host_path(host, request.uri().path()).await {
         return Ok(response);
     }
@@ -54,7 +85,7 @@ async fn answer(host: &Arc<Host>, request: http::Request<Incoming>, request_id: 
     if let Some(endpoint) = snapshot.websockets.iter().find(|w| w.path == request.uri().path()) {
         return Ok(super::websocket::accept(host.clone(), endpoint.clone(), request, request_id));
     }
-    serve_routed(&snapshot, request, request_id, Via::Client).await
+    serve_routed(&snapshot, request, request_id, Via::Client, routed).await
 }
 
 /// How a request reached the component router.
@@ -75,6 +106,7 @@ pub(crate) async fn serve_routed<B>(
     request: http::Request<B>,
     request_id: &str,
     via: Via<'_>,
+    routed: &mut Routed,
 ) -> Result<Response, HostError>
 where
     B: http_body::Body<Data = Bytes>,
@@ -86,7 +118,12 @@ where
         {
             return Err(not_found());
         }
-        RouteMatch::Component { component, max_body, too_large_code } => (component, (max_body, too_large_code)),
+        RouteMatch::Component { component, max_body, too_large_code, route } => {
+            routed.component = Some(component.clone());
+            routed.route = route.to_string();
+            tracing::Span::current().record("route", routed.route.as_str());
+            (component, (max_body, too_large_code))
+        }
         RouteMatch::MethodNotAllowed { allowed } => return Err(HostError::MethodNotAllowed { allowed }),
         RouteMatch::NotFound => return Err(not_found()),
     };
@@ -145,16 +182,14 @@ where
     Ok(http::Request::from_parts(parts, Full::new(bytes)))
 }
 
-/// `/healthz` and `/readyz`, answered by the host itself.
+/// `/healthz`, `/readyz`, `/openapi.json` and the `/docs` page, answered by
+/// the host itself.
 async fn host_path(host: &Host, path: &str) -> Option<Response> {
     match path {
         "/healthz" => Some(json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
         "/readyz" => Some(readiness(host).await),
-        "/openapi.json" => {
-            let snapshot = host.registry.snapshot();
-            let document = crate::openapi::merge(snapshot.components.values().filter_map(|c| c.openapi.as_ref()));
-            Some(json_response(StatusCode::OK, &document))
-        }
+        "/openapi.json" => Some(json_response(StatusCode::OK, &crate::openapi::document(&host.registry.snapshot()))),
+        _ if path == "/docs" || path.starts_with("/docs/") => super::docs_page::answer(path),
         _ => None,
     }
 }

@@ -69,6 +69,17 @@ impl HostError {
         }
     }
 
+    /// For metrics: how a component failed to answer, if it did.
+    pub fn failure_kind(&self) -> Option<&'static str> {
+        match self {
+            Self::Overloaded(_) => Some("overloaded"),
+            Self::DeadlineExceeded(_) => Some("deadline"),
+            Self::MemoryCapExceeded(_) => Some("memory"),
+            Self::ComponentFailed { .. } => Some("trap"),
+            _ => None,
+        }
+    }
+
     /// The `error.code` of the body.
     pub fn code(&self) -> &str {
         match self {

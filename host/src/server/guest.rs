@@ -39,11 +39,14 @@ pub(super) async fn serve(
     // it has handed over the response head.
     let deadline = component.spec.limits.deadline;
     let pre = component.pre.clone();
+    let instance_of = name.clone();
     let task = tokio::spawn(
         async move {
             let _permit = permit;
             let run = async {
+                let started = std::time::Instant::now();
                 let proxy = pre.instantiate_async(&mut store).await?;
+                crate::metrics::global().instantiated(instance_of.as_str(), started.elapsed());
                 proxy.wasi_http_incoming_handler().call_handle(&mut store, request, outparam).await
             };
             match tokio::time::timeout(deadline, run).await {

@@ -3,6 +3,7 @@
 //! shutdown stop accepting and let in-flight requests finish.
 
 pub(crate) mod dispatch;
+mod docs_page;
 pub mod error;
 mod guest;
 pub mod request_id;
@@ -64,6 +65,8 @@ pub async fn run(host: Arc<Host>, listener: TcpListener, shutdown: impl Future<O
             }
         });
     }
+    // Stop accepting: new connections are refused while the rest drains.
+    drop(listener);
     drop(drain_watch);
     tracing::info!("shutting down: draining in-flight requests");
     let _ = drain_signal.send(());

@@ -98,10 +98,14 @@ impl MigrationSource<'static> for Files {
 /// Applies `files` not yet applied to `db`, in order, each in a transaction.
 pub async fn apply(db: &ComponentDb, files: &[MigrationFile]) -> anyhow::Result<()> {
     let migrator = Migrator::new(Files(files.to_vec())).await.context("failed to prepare migrations")?;
-    let result = match db {
-        ComponentDb::Sqlite(pool) => migrator.run(pool).await,
-        ComponentDb::Postgres(pool) => migrator.run(pool).await,
+    // Boxed as `Send` here, where the lifetimes are concrete: callers spawn
+    // reloads onto tokio, and sqlx's generic `run` defeats the auto-trait
+    // check further up.
+    let run: BoxFuture<'_, Result<(), MigrateError>> = match db {
+        ComponentDb::Sqlite(pool) => Box::pin(migrator.run(pool)),
+        ComponentDb::Postgres(pool) => Box::pin(migrator.run(pool)),
     };
+    let result = run.await;
     result.map_err(|e| explain(e, files))
 }
 

@@ -1,0 +1,241 @@
+//! The operator API's routes. JSON in and out, errors in the SPEC §0 shape.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/healthz` | the operator API is up |
+//! | GET | `/components` | every component: version, load time, routes, grants, limits |
+//! | GET | `/components/{name}` | one of them |
+//! | POST | `/components/{name}/reload` | load it anew and swap it in |
+//! | GET | `/components/{name}/jobs/dead` | its dead jobs (`?limit=&offset=`) |
+//! | POST | `/components/{name}/jobs/{id}/retry` | run a dead job again |
+//! | DELETE | `/components/{name}/jobs/{id}` | discard a dead job |
+//! | GET | `/metrics` | Prometheus text |
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::Host;
+use crate::registry::LoadedComponent;
+use crate::reload::ReloadError;
+use crate::server::error::{full, json_error, json_response};
+
+type Response = http::Response<HyperOutgoingBody>;
+
+/// Answers one operator request.
+pub(super) async fn handle(
+    host: &Arc<Host>,
+    token: Option<&str>,
+    request: http::Request<hyper::body::Incoming>,
+) -> Response {
+    let request_id = crate::server::request_id::for_request(request.headers());
+    let mut response = match authorized(token, request.headers()) {
+        false => json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "The operator API needs `Authorization: Bearer TOKEN` (the host's --admin-token).",
+            &request_id,
+        ),
+        true => route(host, request.method(), request.uri().path(), request.uri().query().unwrap_or_default())
+            .await
+            .unwrap_or_else(|(status, code, message)| json_error(status, code, &message, &request_id)),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(crate::server::request_id::HEADER, value);
+    }
+    response
+}
+
+/// Constant-time enough for a bearer token: compares every byte.
+fn authorized(token: Option<&str>, headers: &http::HeaderMap) -> bool {
+    let Some(expected) = token else { return true };
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    given.is_some_and(|given| {
+        given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    })
+}
+
+type Failure = (StatusCode, &'static str, String);
+
+async fn route(host: &Arc<Host>, method: &Method, path: &str, query: &str) -> Result<Response, Failure> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    match (method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        (&Method::GET, ["metrics"]) => {
+            let text = crate::metrics::global().render(&host.registry.snapshot(), &host.hub).await;
+            let mut response = http::Response::new(full(Bytes::from(text)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            Ok(response)
+        }
+        (&Method::GET, ["components"]) => {
+            let snapshot = host.registry.snapshot();
+            let items: Vec<Value> = snapshot.components.values().map(|c| describe(c)).collect();
+            Ok(json_response(StatusCode::OK, &json!({ "items": items, "total": items.len() })))
+        }
+        (&Method::GET, ["components", name]) => {
+            Ok(json_response(StatusCode::OK, &describe(component(host, name)?.as_ref())))
+        }
+        (&Method::POST, ["components", name, "reload"]) => match host.reload(name).await {
+            Ok(done) => Ok(json_response(StatusCode::OK, &json!(done))),
+            Err(ReloadError::Unknown(name)) => {
+                Err((StatusCode::NOT_FOUND, "not_found", format!("The manifest has no component `{name}`.")))
+            }
+            Err(error @ ReloadError::Refused(_)) => Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "reload_refused",
+                format!("The new version was refused and the previous one keeps serving: {error}"),
+            )),
+        },
+        (&Method::GET, ["components", name, "jobs", "dead"]) => {
+            let component = component(host, name)?;
+            let db = database(&component)?;
+            let (limit, offset) = page(query)?;
+            let (items, total) = crate::queue::jobs::list_dead(db, limit, offset).await.map_err(unavailable)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "items": items, "total": total, "limit": limit, "offset": offset }),
+            ))
+        }
+        (&Method::POST, ["components", name, "jobs", id, "retry"]) => {
+            let component = component(host, name)?;
+            let id = job_id(id)?;
+            match crate::queue::jobs::revive(database(&component)?, id).await.map_err(unavailable)? {
+                true => {
+                    component.jobs_ready.notify_waiters();
+                    Ok(json_response(StatusCode::OK, &json!({ "id": id, "status": "queued" })))
+                }
+                false => Err(no_dead_job(name, id)),
+            }
+        }
+        (&Method::DELETE, ["components", name, "jobs", id]) => {
+            let component = component(host, name)?;
+            let id = job_id(id)?;
+            match crate::queue::jobs::discard(database(&component)?, id).await.map_err(unavailable)? {
+                true => Ok(json_response(StatusCode::OK, &json!({ "id": id, "status": "discarded" }))),
+                false => Err(no_dead_job(name, id)),
+            }
+        }
+        (_, ["healthz" | "metrics" | "components"] | ["components", _] | ["components", _, "reload"])
+        | (_, ["components", _, "jobs", ..]) => {
+            Err((StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on `{path}`.")))
+        }
+        _ => Err((StatusCode::NOT_FOUND, "not_found", format!("The operator API serves nothing at `{path}`."))),
+    }
+}
+
+fn component(host: &Host, name: &str) -> Result<std::sync::Arc<LoadedComponent>, Failure> {
+    let snapshot = host.registry.snapshot();
+    snapshot
+        .components
+        .iter()
+        .find(|(n, _)| n.as_str() == name)
+        .map(|(_, c)| c.clone())
+        .ok_or_else(|| (StatusCode::NOT_FOUND, "not_found", format!("No component `{name}` is loaded.")))
+}
+
+fn database(component: &LoadedComponent) -> Result<&crate::store::ComponentDb, Failure> {
+    component.db.as_ref().ok_or_else(|| {
+        (StatusCode::NOT_FOUND, "not_found", format!("Component `{}` has no queue.", component.spec.name))
+    })
+}
+
+fn job_id(text: &str) -> Result<i64, Failure> {
+    text.parse().map_err(|_| (StatusCode::BAD_REQUEST, "invalid_fields", format!("`{text}` is not a job id.")))
+}
+
+fn no_dead_job(component: &str, id: i64) -> Failure {
+    (StatusCode::NOT_FOUND, "not_found", format!("Component `{component}` has no dead job {id}."))
+}
+
+fn unavailable(error: sqlx::Error) -> Failure {
+    tracing::warn!(%error, "operator API: database error");
+    (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "The database is unavailable; retry shortly.".into())
+}
+
+/// `?limit=` (default 50, at most 500) and `?offset=`.
+fn page(query: &str) -> Result<(i64, i64), Failure> {
+    let mut limit = 50;
+    let mut offset = 0;
+    for (key, value) in query.split('&').filter_map(|pair| pair.split_once('=')) {
+        let parsed = value.parse::<i64>().ok().filter(|n| *n >= 0);
+        let bad = || (StatusCode::BAD_REQUEST, "invalid_fields", format!("`{key}` must be a non-negative integer."));
+        match key {
+            "limit" => limit = parsed.ok_or_else(bad)?.min(500),
+            "offset" => offset = parsed.ok_or_else(bad)?,
+            _ => {}
+        }
+    }
+    Ok((limit, offset))
+}
+
+/// What operators see of a loaded component.
+fn describe(component: &LoadedComponent) -> Value {
+    let spec = &component.spec;
+    let routes: Vec<Value> = spec
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "path": r.pattern.to_string(),
+                "methods": r.methods.as_ref().map(|m| m.iter().map(Method::as_str).collect::<Vec<_>>()),
+                "max_body": r.max_body,
+            })
+        })
+        .collect();
+    let loaded_at: chrono::DateTime<chrono::Utc> = component.loaded_at.into();
+    let max = spec.limits.max_instances as usize;
+    json!({
+        "name": spec.name.as_str(),
+        "version": component.version,
+        "loaded_at": loaded_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "compile": component.compile.as_str(),
+        "wasm": spec.wasm.display().to_string(),
+        "crate": spec.source_crate,
+        "routes": routes,
+        "grants": {
+            "interfaces": spec.grants.interfaces.iter().map(|i| i.name()).collect::<Vec<_>>(),
+            "outbound": spec.grants.outbound.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "files": spec.grants.files.iter().map(|f| json!({ "path": f.guest, "dir": f.host.display().to_string() })).collect::<Vec<_>>(),
+        },
+        "limits": {
+            "deadline_ms": u64::try_from(spec.limits.deadline.as_millis()).unwrap_or(u64::MAX),
+            "memory": spec.limits.memory,
+            "max_instances": max,
+            "max_body": spec.limits.max_body,
+        },
+        "instances_running": max.saturating_sub(component.instances.available_permits()),
+        "handles_jobs": component.jobs.is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_must_match_exactly() {
+        let mut headers = http::HeaderMap::new();
+        assert!(authorized(None, &headers), "no token configured: open (loopback only)");
+        assert!(!authorized(Some("s3cret"), &headers));
+        headers.insert(header::AUTHORIZATION, "Bearer s3cre".parse().unwrap());
+        assert!(!authorized(Some("s3cret"), &headers));
+        headers.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(authorized(Some("s3cret"), &headers));
+        headers.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
+        assert!(!authorized(Some("s3cret"), &headers));
+    }
+
+    #[test]
+    fn pages_are_clamped_and_checked() {
+        assert_eq!(page("").unwrap(), (50, 0));
+        assert_eq!(page("limit=900&offset=3").unwrap(), (500, 3));
+        assert_eq!(page("limit=-1").unwrap_err().0, StatusCode::BAD_REQUEST);
+    }
+}
