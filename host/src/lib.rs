@@ -51,6 +51,8 @@ pub struct Host {
     pub manifest_path: PathBuf,
     /// Reloads run one at a time.
     reload_lock: tokio::sync::Mutex<()>,
+    /// The job workers.
+    pub workers: queue::worker::WorkerPool,
 }
 
 /// What `wharf serve` was asked to do.
@@ -98,7 +100,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let loader = Loader::new(engine, cache, database, hub.clone(), outbound)?;
     registry.swap(loader.load_all(&manifest).await?);
     let (closing, shutdown) = tokio::sync::watch::channel(false);
+    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
     let host = Arc::new(Host {
+        workers: queue::worker::WorkerPool::new(registry.clone(), workers_stopped),
         registry,
         loader,
         hub,
@@ -106,8 +110,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         manifest_path: options.manifest.clone(),
         reload_lock: tokio::sync::Mutex::new(()),
     });
-    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-    let workers = queue::worker::start_all(host.registry.clone(), workers_stopped);
+    host.workers.top_up();
 
     let _watching = match options.watch {
         true => Some(watch::start(host.clone())?),
@@ -130,6 +133,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
 
     let closing = Arc::new(closing);
     let signal = closing.clone();
+    let host_for_workers = host.clone();
     server::run(host, listener, async move {
         shutdown_signal().await;
         // WebSocket connections are detached from hyper: tell them directly.
@@ -145,9 +149,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), goodbye).await;
     let _ = stop_workers.send(true);
-    let drain = futures_util::future::join_all(workers);
-    if tokio::time::timeout(std::time::Duration::from_secs(30), drain).await.is_err() {
+    if !host_for_workers.workers.join(std::time::Duration::from_secs(30)).await {
         tracing::warn!("job workers did not finish in time; their jobs run again after their leases expire");
+    }
+    // So no tool finds this stopped host's addresses (and reaches whatever
+    // listens there next).
+    for file in ["http.addr", admin::ADDR_FILE] {
+        let _ = std::fs::remove_file(options.data_dir.join(file));
     }
     Ok(())
 }

@@ -90,6 +90,8 @@ pub struct Metrics {
     loaded: Family<VersionLabels, Gauge>,
     jobs: Family<JobLabels, Gauge>,
     hub_clients: Family<TopicLabels, Gauge>,
+    /// Scrapes reset and refill the state gauges: one at a time.
+    scraping: tokio::sync::Mutex<()>,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -139,6 +141,7 @@ impl Metrics {
             loaded,
             jobs,
             hub_clients,
+            scraping: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -170,6 +173,7 @@ impl Metrics {
 
     /// The Prometheus text exposition, with state gauges read now.
     pub async fn render(&self, snapshot: &Snapshot, hub: &crate::hub::Hub) -> String {
+        let _one_scrape_at_a_time = self.scraping.lock().await;
         self.loaded.clear();
         self.jobs.clear();
         for component in snapshot.components.values() {

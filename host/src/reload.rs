@@ -66,7 +66,10 @@ impl Host {
                 tracing::warn!(component = name, %error, "reload refused; the previous version keeps serving")
             }
         }
-        crate::metrics::global().reload(name, outcome.is_ok());
+        // Names of components that do not exist would make unbounded labels.
+        if !matches!(outcome, Err(ReloadError::Unknown(_))) {
+            crate::metrics::global().reload(name, outcome.is_ok());
+        }
         outcome
     }
 
@@ -94,6 +97,8 @@ impl Host {
         let mut components = current.components.clone();
         components.insert(spec.name.clone(), Arc::new(loaded));
         self.registry.swap(Snapshot { components, routes, websockets: current.websockets.clone() });
+        // A version that gained a job handler or workers gets them now.
+        self.workers.top_up();
         Ok(reloaded)
     }
 }

@@ -396,3 +396,51 @@ grants = { interfaces = ["log"] }
     assert_eq!(in_flight.await.unwrap(), (200, "slow".to_owned()));
     assert_eq!(exit.await.unwrap(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_workers_follow_reloads_of_their_component() {
+    // The component starts without a job handler (hello-plain), gains one on
+    // reload (storetest), loses it, and gets it back: its jobs keep running.
+    let versions = tempfile::tempdir().unwrap();
+    let app = versions.path().join("jobs.wasm");
+    install(&wasm("hello_plain"), &app);
+    let manifest = format!(
+        r#"
+[components.jobs]
+wasm = "{}"
+routes = [{{ path = "/store/*" }}]
+grants = {{ interfaces = ["store", "queue", "log"] }}
+migrations = "{{repo}}/tests/components/storetest/migrations"
+queue = {{ workers = 2, backoff = "50ms", max_backoff = "200ms" }}
+"#,
+        app.display()
+    );
+    let wharf = Wharf::start(&manifest).await;
+    let job_status = |id: i64| {
+        let wharf = &wharf;
+        async move { wharf.get_json(&format!("/store/job/{id}")).await.1["status"].as_str().map(str::to_owned) }
+    };
+
+    install(&wasm("storetest"), &app);
+    assert_eq!(reload(&wharf, "jobs").await.0, 200);
+    let id = wharf.post_json("/store/enqueue", json!({"queue": "q", "payload": {"effect": "a"}})).await.1["job_id"]
+        .as_i64()
+        .unwrap();
+    eventually(Duration::from_secs(20), "the job to run after the reload", || async {
+        (job_status(id).await.as_deref() == Some("done")).then_some(())
+    })
+    .await;
+
+    // Without a handler its workers idle; a delayed job waits for them.
+    let delayed = json!({"queue": "q", "payload": {"effect": "b"}, "delay_ms": 300});
+    let later = wharf.post_json("/store/enqueue", delayed).await.1["job_id"].as_i64().unwrap();
+    install(&wasm("hello_plain"), &app);
+    assert_eq!(reload(&wharf, "jobs").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    install(&wasm("storetest"), &app);
+    assert_eq!(reload(&wharf, "jobs").await.0, 200);
+    eventually(Duration::from_secs(20), "the delayed job to run once the handler is back", || async {
+        (job_status(later).await.as_deref() == Some("done")).then_some(())
+    })
+    .await;
+}

@@ -78,13 +78,13 @@ impl DataApi {
 
     /// Whether the data API knows the user (`GET /api/users/{username}`).
     pub(crate) async fn user_exists(&self, username: &str) -> Result<bool, Failure> {
-        let path = format!("/api/users/{}", utf8_percent_encode(username, SEGMENT));
+        let path = format!("/api/users/{}", segment(username));
         Ok(self.get::<UserAnswer>(&path).await?.is_some())
     }
 
     /// At most `limit` of the user's purchases, in the upstream's order.
     pub(crate) async fn purchases_by_user(&self, username: &str, limit: usize) -> Result<Vec<Purchase>, Failure> {
-        let path = format!("/api/purchases/by_user/{}?limit={limit}", utf8_percent_encode(username, SEGMENT));
+        let path = format!("/api/purchases/by_user/{}?limit={limit}", segment(username));
         self.purchases(&path).await
     }
 
@@ -130,6 +130,16 @@ impl DataApi {
     }
 }
 
+/// `username` as one path segment. `.` and `..` are spelled `%2E` so no
+/// server normalises them into another path.
+fn segment(username: &str) -> String {
+    match username {
+        "." => "%2E".to_owned(),
+        ".." => "%2E%2E".to_owned(),
+        _ => utf8_percent_encode(username, SEGMENT).to_string(),
+    }
+}
+
 /// `host` or `host:port` with a valid port: `Uri` also accepts user info
 /// and a port that is not a number, which would only fail at call time.
 fn plain_authority(authority: &Authority) -> bool {
@@ -159,6 +169,7 @@ impl Failure {
             Some(code) => matches!(
                 code,
                 ErrorCode::ConnectionTimeout
+                    | ErrorCode::DnsTimeout
                     | ErrorCode::ConnectionReadTimeout
                     | ErrorCode::ConnectionWriteTimeout
                     | ErrorCode::HttpResponseTimeout

@@ -33,6 +33,12 @@ pub(super) async fn handle(
 ) -> Response {
     let request_id = crate::server::request_id::for_request(request.headers());
     let mut response = match authorized(token, request.headers()) {
+        _ if from_a_web_page(token, request.headers()) => json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "The operator API does not answer web pages or hosts other than loopback.",
+            &request_id,
+        ),
         false => json_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -57,6 +63,28 @@ fn authorized(token: Option<&str>, headers: &http::HeaderMap) -> bool {
     given.is_some_and(|given| {
         given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     })
+}
+
+/// Whether a request may come from a web page: browsers send `Origin` (or
+/// `Sec-Fetch-Site`) on cross-site requests, and a page using DNS rebinding
+/// names its own host. Without a token only loopback host names are taken,
+/// so a page in the operator's browser can neither reload nor read.
+fn from_a_web_page(token: Option<&str>, headers: &http::HeaderMap) -> bool {
+    if headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site") {
+        return true;
+    }
+    if token.is_some() {
+        return false;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let loopback =
+        name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 type Failure = (StatusCode, &'static str, String);
@@ -230,6 +258,23 @@ mod tests {
         assert!(authorized(Some("s3cret"), &headers));
         headers.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
         assert!(!authorized(Some("s3cret"), &headers));
+    }
+
+    #[test]
+    fn web_pages_and_foreign_hosts_are_refused() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        assert!(!from_a_web_page(None, &headers(&[("host", "127.0.0.1:9090")])));
+        assert!(!from_a_web_page(None, &headers(&[("host", "[::1]:9090")])));
+        assert!(!from_a_web_page(None, &headers(&[("host", "localhost")])));
+        assert!(from_a_web_page(None, &headers(&[("host", "evil.example:9090")])), "DNS rebinding");
+        assert!(from_a_web_page(None, &headers(&[("host", "127.0.0.1:9090"), ("origin", "http://evil.example")])));
+        assert!(!from_a_web_page(Some("t"), &headers(&[("host", "ops.example.com")])), "with a token, any host");
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The outbound response cache with single-flight. Only plain GETs take part
 //! (no declared body, no credentials, no `Cache-Control: no-cache` from the guest).
 //! Identical requests of one component that overlap share one upstream call
-//! (its response, or its error); a 2xx or 404 response is then kept for its
-//! `Cache-Control: max-age`, else the manifest's `cache_ttl`, unless the
-//! upstream said `no-store`, `no-cache` or `private`. Keys include the
-//! component, so no component sees what another fetched. Bounded by bytes.
+//! (its response, or its error); a 2xx or 404 response is then kept for the
+//! manifest's `cache_ttl`, or less when the upstream's `Cache-Control: max-age`
+//! says so, and not at all when it says `no-store`, `no-cache` or `private`
+//! or varies on everything. Keys hold the component, the URL and every request
+//! header that can change the answer (all but per-request ids), so neither
+//! components nor differently-authenticated callers share entries. Bounded
+//! by bytes, keys included.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,9 +30,16 @@ pub const CACHE_HEADER: &str = "x-wharf-cache";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct CacheKey {
     component: ComponentName,
+    /// In-process call depth: a call chain that repeats a URL must not wait
+    /// on its own ancestor's flight (it reaches the depth cut instead).
+    depth: u8,
     uri: String,
-    accept: Option<HeaderValue>,
+    /// Request headers that can change the answer, sorted.
+    headers: Vec<(String, Vec<u8>)>,
 }
+
+/// Headers that differ per request without changing the answer.
+const NOT_KEYED: &[&str] = &["x-request-id", "user-agent", "traceparent", "tracestate", "host"];
 
 /// A response read whole, shareable between requests.
 #[derive(Debug)]
@@ -67,9 +77,9 @@ impl moka::Expiry<CacheKey, Arc<Buffered>> for Freshness {
     }
 }
 
-/// The key for `request` from `component`, or `None` when it must bypass
-/// the cache.
-pub(super) fn key_for(component: &ComponentName, request: &http::Request<WasiBody>) -> Option<CacheKey> {
+/// The key for `request` from `component` at in-process `depth`, or `None`
+/// when it must bypass the cache.
+pub(super) fn key_for(component: &ComponentName, depth: u8, request: &http::Request<WasiBody>) -> Option<CacheKey> {
     let headers = request.headers();
     let bypass = request.method() != http::Method::GET
         || headers.contains_key(header::AUTHORIZATION)
@@ -81,11 +91,13 @@ pub(super) fn key_for(component: &ComponentName, request: &http::Request<WasiBod
     if bypass {
         return None;
     }
-    Some(CacheKey {
-        component: component.clone(),
-        uri: request.uri().to_string(),
-        accept: headers.get(header::ACCEPT).cloned(),
-    })
+    let mut keyed: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .filter(|(name, _)| !NOT_KEYED.contains(&name.as_str()))
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    keyed.sort();
+    Some(CacheKey { component: component.clone(), depth, uri: request.uri().to_string(), headers: keyed })
 }
 
 impl ResponseCache {
@@ -93,7 +105,7 @@ impl ResponseCache {
     pub fn new(capacity: u64) -> Self {
         let entries = Cache::builder()
             .max_capacity(capacity)
-            .weigher(|_key: &CacheKey, value: &Arc<Buffered>| weight(value))
+            .weigher(|key: &CacheKey, value: &Arc<Buffered>| weight(key, value))
             .expire_after(Freshness)
             .build();
         Self { entries }
@@ -114,7 +126,8 @@ impl ResponseCache {
         // send fails as if the connection were reset.
         let (parts, body) = request.into_parts();
         tokio::spawn(async move {
-            let _ = body.collect().await;
+            let mut body = body;
+            while let Some(Ok(_)) = body.frame().await {}
         });
         let rebuild = || {
             let mut request = http::Request::new(http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
@@ -172,6 +185,12 @@ async fn fetch_once(
             return Err(NotKept::TooLarge);
         }
     }
+    // A body cut short (the upstream or an in-process callee died mid-way)
+    // must not be shared or kept as if whole.
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len != collected.len()) {
+        return Err(NotKept::Failed(Error::HttpResponseIncomplete));
+    }
     let ttl = freshness(parts.status, &parts.headers, spec.cache_ttl);
     let buffered = Arc::new(Buffered { status: parts.status, headers: parts.headers, body: collected.freeze(), ttl });
     if ttl.is_zero() { Err(NotKept::Uncacheable(buffered)) } else { Ok(buffered) }
@@ -179,10 +198,19 @@ async fn fetch_once(
 
 /// How long a response may be reused: zero unless its status is cacheable
 /// by default (RFC 9111 §4.2.2: 2xx answers and definite "no" answers such
-/// as 404, never 5xx); the upstream's `max-age` (or `s-maxage`) when it gives
-/// one; never when it forbids it.
-fn freshness(status: StatusCode, headers: &HeaderMap, default: Duration) -> Duration {
-    if !matches!(status.as_u16(), 200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414) {
+/// as 404, never 5xx); at most the manifest's `ttl` (the operator's ceiling;
+/// zero turns keeping off), less when the upstream's `max-age` (or
+/// `s-maxage`) says so; never when it forbids it or varies on everything.
+fn freshness(status: StatusCode, headers: &HeaderMap, ttl: Duration) -> Duration {
+    if ttl.is_zero() || !matches!(status.as_u16(), 200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414) {
+        return Duration::ZERO;
+    }
+    let varies_on_everything = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|f| f.trim() == "*"));
+    if varies_on_everything {
         return Duration::ZERO;
     }
     let mut max_age = None;
@@ -195,7 +223,7 @@ fn freshness(status: StatusCode, headers: &HeaderMap, default: Duration) -> Dura
             _ => {}
         }
     }
-    max_age.unwrap_or(default)
+    max_age.map_or(ttl, |age| age.min(ttl))
 }
 
 /// The `Cache-Control` directives, lower-cased.
@@ -217,9 +245,10 @@ fn respond(buffered: &Buffered, label: &'static str) -> http::Response<WasiBody>
     response
 }
 
-fn weight(buffered: &Buffered) -> u32 {
+fn weight(key: &CacheKey, buffered: &Buffered) -> u32 {
     let headers: usize = buffered.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum();
-    u32::try_from(buffered.body.len() + headers + 256).unwrap_or(u32::MAX)
+    let key_bytes: usize = key.uri.len() + key.headers.iter().map(|(k, v)| k.len() + v.len() + 32).sum::<usize>();
+    u32::try_from(buffered.body.len() + headers + key_bytes + 256).unwrap_or(u32::MAX)
 }
 
 /// The same error again, for each request that shared a failed fetch
@@ -281,6 +310,11 @@ mod tests {
         let default = Duration::from_secs(60);
         assert_eq!(freshness(StatusCode::OK, &HeaderMap::new(), default), default);
         assert_eq!(freshness(StatusCode::OK, &headers("public, max-age=5"), default), Duration::from_secs(5));
+        assert_eq!(freshness(StatusCode::OK, &headers("max-age=86400"), default), default, "the manifest caps");
+        assert_eq!(freshness(StatusCode::OK, &headers("max-age=86400"), Duration::ZERO), Duration::ZERO, "0s = off");
+        let mut vary = HeaderMap::new();
+        vary.insert(header::VARY, "*".parse().unwrap());
+        assert_eq!(freshness(StatusCode::OK, &vary, default), Duration::ZERO);
         assert_eq!(freshness(StatusCode::OK, &headers("s-maxage=7"), default), Duration::from_secs(7));
         assert_eq!(freshness(StatusCode::OK, &headers("No-Store"), default), Duration::ZERO);
         assert_eq!(freshness(StatusCode::OK, &headers("private, max-age=5"), default), Duration::ZERO);
@@ -294,15 +328,22 @@ mod tests {
     fn only_plain_gets_are_cacheable() {
         let name = ComponentName::parse("acme").unwrap();
         let empty = || http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync();
-        let get = |f: fn(http::request::Builder) -> http::request::Builder| {
-            f(http::Request::get("http://u.test/a")).body(empty()).unwrap()
-        };
-        assert!(key_for(&name, &get(|b| b)).is_some());
-        assert!(key_for(&name, &get(|b| b.header("authorization", "Bearer x"))).is_none());
-        assert!(key_for(&name, &get(|b| b.header("cache-control", "no-cache"))).is_none());
+        fn get(f: impl FnOnce(http::request::Builder) -> http::request::Builder) -> http::Request<WasiBody> {
+            let empty = http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync();
+            f(http::Request::get("http://u.test/a")).body(empty).unwrap()
+        }
+        assert!(key_for(&name, 0, &get(|b| b)).is_some());
+        assert!(key_for(&name, 0, &get(|b| b.header("authorization", "Bearer x"))).is_none());
+        assert!(key_for(&name, 0, &get(|b| b.header("cache-control", "no-cache"))).is_none());
         let post = http::Request::post("http://u.test/a").body(empty()).unwrap();
-        assert!(key_for(&name, &post).is_none());
+        assert!(key_for(&name, 0, &post).is_none());
         let other = ComponentName::parse("other").unwrap();
-        assert_ne!(key_for(&name, &get(|b| b)), key_for(&other, &get(|b| b)));
+        assert_ne!(key_for(&name, 0, &get(|b| b)), key_for(&other, 0, &get(|b| b)));
+        assert_ne!(key_for(&name, 0, &get(|b| b)), key_for(&name, 1, &get(|b| b)), "depth is keyed");
+        // Headers that can change the answer are keyed; per-request ids are not.
+        let tenant = |t: &'static str| get(move |b| b.header("x-tenant", t).header("x-request-id", t));
+        assert_ne!(key_for(&name, 0, &tenant("a")), key_for(&name, 0, &tenant("b")));
+        let id = |i: &'static str| get(move |b| b.header("x-request-id", i));
+        assert_eq!(key_for(&name, 0, &id("1")), key_for(&name, 0, &id("2")));
     }
 }

@@ -19,9 +19,12 @@ pub const INTERNAL_DOMAIN: &str = ".wharf.internal";
 /// In-process calls one client request may lead to in a chain (A → B → …).
 const MAX_DEPTH: u8 = 8;
 
-/// The component a request to `uri` is for, when it targets this host.
-pub(super) fn component_of(uri: &http::Uri) -> Option<&str> {
-    uri.host()?.strip_suffix(INTERNAL_DOMAIN).filter(|name| !name.is_empty() && !name.contains('.'))
+/// The component a request to `uri` is for, when it targets this host
+/// (host names are case-insensitive, as the allow-list treats them).
+pub(super) fn component_of(uri: &http::Uri) -> Option<String> {
+    let host = uri.host()?.to_ascii_lowercase();
+    let name = host.strip_suffix(INTERNAL_DOMAIN)?;
+    (!name.is_empty() && !name.contains('.')).then(|| name.to_owned())
 }
 
 /// Serves `request` with `component`; `depth` is the caller's depth.
@@ -71,8 +74,9 @@ mod tests {
 
     #[test]
     fn internal_hosts_name_one_component() {
-        let of = |u: &str| component_of(&u.parse().unwrap()).map(str::to_owned);
+        let of = |u: &str| component_of(&u.parse().unwrap());
         assert_eq!(of("http://acme-data.wharf.internal/api/x"), Some("acme-data".into()));
+        assert_eq!(of("http://Acme-Data.WHARF.Internal/x"), Some("acme-data".into()));
         assert_eq!(of("http://wharf.internal/x"), None);
         assert_eq!(of("http://a.b.wharf.internal/x"), None);
         assert_eq!(of("http://example.com/x"), None);

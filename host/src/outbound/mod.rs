@@ -72,7 +72,7 @@ impl OutboundHooks {
     /// Sends `request`, through the cache when it is cacheable.
     async fn send(self, request: http::Request<WasiBody>, options: RequestOptions) -> Result<transport::Sent, Error> {
         let target = transport::Target { shared: &self.shared, options, depth: self.depth };
-        match cache::key_for(&self.component, &request) {
+        match cache::key_for(&self.component, self.depth, &request) {
             Some(key) => self.shared.cache.fetch(key, request, &target, &self.settings).await,
             None => transport::send(&target, request).await,
         }

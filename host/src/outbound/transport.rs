@@ -23,7 +23,6 @@ pub(super) struct Target<'a> {
 /// Sends `request` and returns the response head as soon as it arrives.
 pub(super) async fn send(target: &Target<'_>, request: http::Request<WasiBody>) -> Result<Sent, Error> {
     if let Some(component) = in_process::component_of(request.uri()) {
-        let component = component.to_owned();
         let response =
             in_process::send(&target.shared.registry, &component, request, target.options, target.depth).await?;
         return Ok((response, no_io()));

@@ -4,7 +4,8 @@
 //! Each job runs on the version of the component current when it is claimed,
 //! so a hot swap takes effect at the next job.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -24,25 +25,63 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Longest time between two prunings of done jobs.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-/// Starts the workers of every component that handles jobs.
-pub fn start_all(registry: Arc<Registry>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    let snapshot = registry.snapshot();
-    let mut handles = Vec::new();
-    for component in snapshot.components.values().filter(|c| c.jobs.is_some() && c.db.is_some()) {
-        for index in 0..component.spec.queue.workers {
-            let (registry, name, shutdown) = (registry.clone(), component.spec.name.clone(), shutdown.clone());
-            let span = tracing::info_span!("worker", component = %name, index);
-            handles.push(tokio::spawn(work(registry, name, shutdown, index).instrument(span)));
+/// The job workers of a host: `queue.workers` tasks per component that
+/// handles jobs. Started at boot and topped up after each reload (a
+/// component that gained a job handler, or more workers, gets them then).
+/// Workers never exit on their own before shutdown: one whose component
+/// stopped handling jobs, or whose index is beyond `queue.workers`, idles
+/// until a reload brings it back.
+pub struct WorkerPool {
+    registry: Arc<Registry>,
+    shutdown: watch::Receiver<bool>,
+    started: Mutex<BTreeMap<ComponentName, u32>>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl WorkerPool {
+    /// A pool working for the components of `registry` until `shutdown` is `true`.
+    pub fn new(registry: Arc<Registry>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { registry, shutdown, started: Mutex::default(), handles: Mutex::default() }
+    }
+
+    /// Starts the workers each component handling jobs is still missing.
+    pub fn top_up(&self) {
+        let snapshot = self.registry.snapshot();
+        let mut started = self.started.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut handles = self.handles.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for component in snapshot.components.values().filter(|c| c.jobs.is_some() && c.db.is_some()) {
+            let name = &component.spec.name;
+            let running = started.entry(name.clone()).or_default();
+            for index in *running..component.spec.queue.workers {
+                let (registry, name, shutdown) = (self.registry.clone(), name.clone(), self.shutdown.clone());
+                let span = tracing::info_span!("worker", component = %name, index);
+                handles.push(tokio::spawn(work(registry, name, shutdown, index).instrument(span)));
+            }
+            *running = (*running).max(component.spec.queue.workers);
         }
     }
-    handles
+
+    /// Waits up to `timeout` for every worker to finish its job and stop
+    /// (after `shutdown` turned `true`); `false` if some did not.
+    pub async fn join(&self, timeout: Duration) -> bool {
+        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        tokio::time::timeout(timeout, futures_util::future::join_all(handles)).await.is_ok()
+    }
 }
 
 async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch::Receiver<bool>, index: u32) {
     let mut next_prune = std::time::Instant::now();
     while !*shutdown.borrow() {
-        let Some(component) = registry.snapshot().components.get(&name).cloned() else { return };
-        let (Some(db), Some(_)) = (component.db.clone(), component.jobs.as_ref()) else { return };
+        let component = registry.snapshot().components.get(&name).cloned();
+        let ready = component.filter(|c| c.jobs.is_some() && index < c.spec.queue.workers);
+        let Some((component, db)) = ready.and_then(|c| c.db.clone().map(|db| (c, db))) else {
+            // Not needed by the version now serving: wait for a reload.
+            tokio::select! {
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        };
         // One worker per component prunes done jobs past their retention.
         if index == 0 && std::time::Instant::now() >= next_prune {
             let retention = component.spec.queue.retention;
@@ -53,6 +92,9 @@ async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch:
                 Err(e) => tracing::warn!(error = %e, "cannot prune done jobs"),
             }
         }
+        // A slot first, then the claim: a claimed job never waits for a slot
+        // while its lease runs out.
+        let Ok(_slot) = component.job_slots.clone().acquire_owned().await else { return };
         let lease_until = jobs::now_ms() + millis(component.spec.queue.lease);
         match jobs::claim(&db, lease_until).await {
             Ok(Some(job)) => run(&component, &db, job).await,
@@ -107,7 +149,6 @@ async fn deliver(component: &LoadedComponent, job: &Claimed) -> Result<(), Strin
     let Some(pre) = component.jobs.clone() else {
         return Err("the component no longer handles jobs".into());
     };
-    let _slot = component.job_slots.acquire().await.map_err(|_| "the component is shutting down".to_owned())?;
     let mut store = crate::instance::new_store(component);
     let wit_job = Job {
         id: job.id,

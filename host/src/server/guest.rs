@@ -26,7 +26,13 @@ pub(super) async fn serve(
     depth: u8,
 ) -> Result<http::Response<HyperOutgoingBody>, HostError> {
     let name = component.spec.name.clone();
-    let permit = component.instances.clone().try_acquire_owned().map_err(|_| HostError::Overloaded(name.clone()))?;
+    let permit = match depth {
+        // A client is told to come back later at once.
+        0 => component.instances.clone().try_acquire_owned().map_err(|_| HostError::Overloaded(name.clone()))?,
+        // An in-process caller fans out and waits for a slot instead (its
+        // own first-byte timeout bounds the wait).
+        _ => component.instances.clone().acquire_owned().await.map_err(|_| HostError::Overloaded(name.clone()))?,
+    };
 
     let mut store = crate::instance::new_store(&component);
     store.data_mut().outbound.set_depth(depth);
