@@ -9,6 +9,8 @@
 //! | GET | `/components/{name}/jobs/dead` | its dead jobs (`?limit=&offset=`) |
 //! | POST | `/components/{name}/jobs/{id}/retry` | run a dead job again |
 //! | DELETE | `/components/{name}/jobs/{id}` | discard a dead job |
+//! | GET | `/components/{name}/views` | the operator views it offers |
+//! | GET | `/components/{name}/views/{view}` | one, answered by the component in-process |
 //! | GET | `/metrics` | Prometheus text |
 
 use std::sync::Arc;
@@ -121,6 +123,30 @@ async fn route(host: &Arc<Host>, method: &Method, path: &str, query: &str) -> Re
                 format!("The new version was refused and the previous one keeps serving: {error}"),
             )),
         },
+        (&Method::GET, ["components", name, "views"]) => {
+            let component = component(host, name)?;
+            let views: Vec<Value> = component
+                .spec
+                .operator_views
+                .keys()
+                .map(|view| json!({ "name": view, "path": format!("/components/{name}/views/{view}") }))
+                .collect();
+            Ok(json_response(StatusCode::OK, &json!({ "items": views, "total": views.len() })))
+        }
+        (&Method::GET, ["components", name, "views", view]) => {
+            let component = component(host, name)?;
+            let Some(path) = component.spec.operator_views.get(*view) else {
+                return Err((StatusCode::NOT_FOUND, "not_found", format!("Component `{name}` has no view `{view}`.")));
+            };
+            let target = if query.is_empty() { path.clone() } else { format!("{path}?{query}") };
+            let (status, body) = crate::server::guest::get(component, &target)
+                .await
+                .map_err(|e| (e.status(), "view_failed", format!("The component could not answer the view: {e}")))?;
+            let mut response = http::Response::new(full(body));
+            *response.status_mut() = status;
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Ok(response)
+        }
         (&Method::GET, ["components", name, "jobs", "dead"]) => {
             let component = component(host, name)?;
             let db = database(&component)?;
@@ -151,7 +177,7 @@ async fn route(host: &Arc<Host>, method: &Method, path: &str, query: &str) -> Re
             }
         }
         (_, ["healthz" | "metrics" | "components"] | ["components", _] | ["components", _, "reload"])
-        | (_, ["components", _, "jobs", ..]) => {
+        | (_, ["components", _, "jobs" | "views", ..]) => {
             Err((StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on `{path}`.")))
         }
         _ => Err((StatusCode::NOT_FOUND, "not_found", format!("The operator API serves nothing at `{path}`."))),

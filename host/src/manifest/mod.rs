@@ -147,6 +147,8 @@ pub struct ComponentSpec {
     pub publish_topics: BTreeSet<String>,
     /// How its outgoing HTTP requests are sent and cached.
     pub outbound: OutboundSpec,
+    /// Operator views: name → the GET path answering it.
+    pub operator_views: BTreeMap<String, String>,
 }
 
 /// Timeouts and caching of one component's outgoing HTTP requests.
@@ -459,7 +461,20 @@ fn resolve_component(
 
     let queue = resolve_queue(&raw.queue, &limits).map_err(|(f, m)| (format!("queue.{f}"), m))?;
     let outbound = resolve_outbound(&raw.outbound).map_err(|(f, m)| (format!("outbound.{f}"), m))?;
+    for (view, path) in &raw.operator_views {
+        let field = format!("operator_views.{view}");
+        if view.is_empty() || !view.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+            return Err((field, "a view name uses a-z, 0-9, `-` and `_`".into()));
+        }
+        if !path.starts_with('/') || path.contains(char::is_whitespace) {
+            return Err((field, format!("`{path}` must be a path starting with `/`")));
+        }
+        if routes.iter().any(|r| r.pattern.matches(path.split('?').next().unwrap_or_default())) {
+            return Err((field, format!("`{path}` is one of the component's public routes; operator views must not be")));
+        }
+    }
     Ok(ComponentSpec {
+        operator_views: raw.operator_views.clone(),
         outbound,
         publish_topics: BTreeSet::new(),
         migrations: raw.migrations.as_ref().map(|dir| base_dir.join(dir)),

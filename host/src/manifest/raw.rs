@@ -140,6 +140,14 @@ pub(crate) struct RawComponent {
     #[serde(default)]
     pub(crate) queue: RawQueue,
 
+    /// Views operators read through the operator API, by name: each is a
+    /// GET path the host calls on the component in-process (keep it off the
+    /// component's public routes).
+    ///
+    /// `operator_views = { unpublished = "/v1/_ops/unpublished" }`
+    #[serde(default)]
+    pub(crate) operator_views: BTreeMap<String, String>,
+
     /// Timeouts and caching of its outgoing HTTP requests.
     ///
     /// `outbound = { first_byte_timeout = "2s", cache_ttl = "60s" }`

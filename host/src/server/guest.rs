@@ -86,8 +86,9 @@ pub(super) async fn serve(
 }
 
 /// Calls `component` in-process with `GET path_and_query` (no TCP, same
-/// limits) and collects the answer; the hub uses it for replays.
-pub(super) async fn get(
+/// limits, no routing) and collects the answer; the hub uses it for replays,
+/// the operator API for operator views.
+pub(crate) async fn get(
     component: Arc<LoadedComponent>,
     path_and_query: &str,
 ) -> Result<(http::StatusCode, Bytes), HostError> {

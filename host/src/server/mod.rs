@@ -5,7 +5,7 @@
 pub(crate) mod dispatch;
 mod docs_page;
 pub mod error;
-mod guest;
+pub(crate) mod guest;
 pub mod request_id;
 mod websocket;
 
