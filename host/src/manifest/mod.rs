@@ -463,14 +463,19 @@ fn resolve_component(
     let outbound = resolve_outbound(&raw.outbound).map_err(|(f, m)| (format!("outbound.{f}"), m))?;
     for (view, path) in &raw.operator_views {
         let field = format!("operator_views.{view}");
-        if view.is_empty() || !view.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+        if view.is_empty()
+            || !view.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
             return Err((field, "a view name uses a-z, 0-9, `-` and `_`".into()));
         }
         if !path.starts_with('/') || path.contains(char::is_whitespace) {
             return Err((field, format!("`{path}` must be a path starting with `/`")));
         }
         if routes.iter().any(|r| r.pattern.matches(path.split('?').next().unwrap_or_default())) {
-            return Err((field, format!("`{path}` is one of the component's public routes; operator views must not be")));
+            return Err((
+                field,
+                format!("`{path}` is one of the component's public routes; operator views must not be"),
+            ));
         }
     }
     Ok(ComponentSpec {
