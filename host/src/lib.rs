@@ -81,7 +81,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("failed to create data dir `{}`", options.data_dir.display()))?;
 
-    let instances = manifest.components.values().map(|c| c.limits.max_instances).sum();
+    let instances: u32 = manifest.components.values().map(|c| c.limits.max_instances).sum();
     let engine = engine::build(instances)?;
     let _ticker = engine::EpochTicker::start(&engine);
     let cache = CompileCache::new(&engine, options.data_dir.join("cache").join("components"));
@@ -97,7 +97,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     // before they load.
     let registry = Arc::new(Registry::new(Snapshot::empty()));
     let outbound = outbound::Outbound::new(Arc::downgrade(&registry));
-    let loader = Loader::new(engine, cache, database, hub.clone(), outbound)?;
+    let loader = Loader::new(engine, cache, database, hub.clone(), outbound, instances)?;
     registry.swap(loader.load_all(&manifest).await?);
     let (closing, shutdown) = tokio::sync::watch::channel(false);
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);

@@ -106,6 +106,8 @@ pub struct Loader {
     database: Database,
     hub: Arc<Hub>,
     outbound: Arc<Outbound>,
+    /// The sum of `max_instances` the engine's pool was sized for.
+    instance_budget: u32,
 }
 
 impl Loader {
@@ -116,17 +118,28 @@ impl Loader {
         database: Database,
         hub: Arc<Hub>,
         outbound: Arc<Outbound>,
+        instance_budget: u32,
     ) -> anyhow::Result<Self> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         crate::capability::add_to_linker(&mut linker)?;
-        Ok(Self { engine, linker, cache, database, hub, outbound })
+        Ok(Self { engine, linker, cache, database, hub, outbound, instance_budget })
     }
 
     /// The host's database.
     pub fn database(&self) -> &Database {
         &self.database
+    }
+
+    /// The sum of `max_instances` the instance pool was sized for at start.
+    pub fn instance_budget(&self) -> u32 {
+        self.instance_budget
+    }
+
+    /// The outbound HTTP state shared by every component.
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     /// The engine components are compiled for.

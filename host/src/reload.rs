@@ -83,6 +83,19 @@ impl Host {
         };
         let current = self.registry.snapshot();
         let routes = routes_with(&current, &manifest, &spec.name)?;
+        let instances: u32 = current
+            .components
+            .values()
+            .filter(|c| c.spec.name != spec.name)
+            .map(|c| c.spec.limits.max_instances)
+            .sum::<u32>()
+            .saturating_add(spec.limits.max_instances);
+        if instances > self.loader.instance_budget() {
+            return Err(ReloadError::Refused(anyhow::anyhow!(
+                "limits.max_instances would bring the host to {instances} instances, over the {} its instance pool was sized for at start; restart the host to raise it",
+                self.loader.instance_budget()
+            )));
+        }
         let previous = current.components.get(&spec.name).cloned();
         let mut loaded = self.loader.load(spec).await.map_err(ReloadError::Refused)?;
         if let Some(previous) = &previous {
@@ -99,6 +112,8 @@ impl Host {
         self.registry.swap(Snapshot { components, routes, websockets: current.websockets.clone() });
         // A version that gained a job handler or workers gets them now.
         self.workers.top_up();
+        // Cached answers of the old version must not outlive it.
+        self.loader.outbound().forget_answers_of(name);
         Ok(reloaded)
     }
 }

@@ -205,6 +205,13 @@ async fn reload_applies_route_changes_and_the_cli_reports_versions() {
     let (code, _, stderr) = cli(&["reload", "nope"]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("no component `nope`"), "{stderr}");
+    // More instances than the pool was sized for at start: restart needed.
+    let bigger =
+        app_manifest(&app, r#", { path = "/extra/*" }"#).replace("max_instances = 1000", "max_instances = 1001");
+    std::fs::write(&manifest, bigger).unwrap();
+    let (code, _, stderr) = cli(&["reload", "app"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("restart the host"), "{stderr}");
     std::fs::write(&manifest, "[components.app]\nwasm = 3\n").unwrap();
     let (code, _, stderr) = cli(&["reload", "app"]);
     assert_eq!(code, Some(1));

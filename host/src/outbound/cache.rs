@@ -107,8 +107,21 @@ impl ResponseCache {
             .max_capacity(capacity)
             .weigher(|key: &CacheKey, value: &Arc<Buffered>| weight(key, value))
             .expire_after(Freshness)
+            .support_invalidation_closures()
             .build();
         Self { entries }
+    }
+
+    /// Drops every entry fetched from `host`.
+    pub(super) fn forget_host(&self, host: &str) {
+        let host = host.to_ascii_lowercase();
+        let matches = move |key: &CacheKey, _: &Arc<Buffered>| {
+            key.uri.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_ascii_lowercase)).as_deref()
+                == Some(host.as_str())
+        };
+        if let Err(e) = self.entries.invalidate_entries_if(matches) {
+            tracing::warn!(error = %e, "cannot drop cached responses");
+        }
     }
 
     /// Answers `request` from the cache, from an identical request in flight,

@@ -40,6 +40,12 @@ impl Outbound {
     pub fn new(registry: Weak<Registry>) -> Arc<Self> {
         Arc::new(Self { cache: ResponseCache::new(CACHE_CAPACITY), registry })
     }
+
+    /// Drops cached responses that component `name` gave in-process (after
+    /// it was reloaded, its old answers must not be served).
+    pub fn forget_answers_of(&self, name: &str) {
+        self.cache.forget_host(&format!("{name}{INTERNAL_DOMAIN}"));
+    }
 }
 
 /// The outbound policy of one component, cloned into each of its instances.
