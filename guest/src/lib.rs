@@ -25,7 +25,7 @@ wit_bindgen::generate!({
     default_bindings_module: "wharf_guest",
 });
 
-pub use wharf::host::{config, hub, log, queue, store};
+pub use wharf::host::{auth, config, hub, log, queue, store};
 
 #[cfg(feature = "jobs")]
 pub use exports::wharf::host::job_handler;

@@ -5,6 +5,7 @@ use wasmtime::Store;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use crate::capability::auth::AuthCtx;
 use crate::capability::config::ConfigCtx;
 use crate::capability::log::LogCtx;
 use crate::guest_output::GuestOutput;
@@ -33,6 +34,7 @@ pub fn new_store(component: &LoadedComponent) -> Store<RequestState> {
         store: StoreCtx::new(component.db.clone(), caps),
         queue: QueueCtx::new(component.jobs_ready.clone(), spec.queue.max_attempts),
         hub: component.hub.clone(),
+        auth: AuthCtx::new(component.auth.clone()),
     };
     let mut store = Store::new(component.pre.engine(), state);
     limits::apply(&mut store, spec.limits.deadline);

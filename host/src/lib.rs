@@ -97,7 +97,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     // before they load.
     let registry = Arc::new(Registry::new(Snapshot::empty()));
     let outbound = outbound::Outbound::new(Arc::downgrade(&registry));
-    let loader = Loader::new(engine, cache, database, hub.clone(), outbound, instances)?;
+    let auth = capability::auth::AuthKey::load(&options.data_dir)?;
+    let loader = Loader::new(engine, cache, database, hub.clone(), outbound, instances, auth)?;
     registry.swap(loader.load_all(&manifest).await?);
     let (closing, shutdown) = tokio::sync::watch::channel(false);
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);

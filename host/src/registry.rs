@@ -14,6 +14,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::capability::JobWorkerPre;
+use crate::capability::auth::AuthKey;
 use crate::compile_cache::{self, CacheOutcome, CompileCache};
 use crate::hub::{Hub, HubCtx};
 use crate::manifest::{ComponentName, ComponentSpec, Manifest, WebSocketSpec};
@@ -50,6 +51,8 @@ pub struct LoadedComponent {
     pub openapi: Option<serde_json::Value>,
     /// Its outbound HTTP policy, cloned into each instance.
     pub outbound: OutboundHooks,
+    /// The host's token signing key (`wharf:host/auth`).
+    pub auth: Arc<AuthKey>,
 }
 
 impl LoadedComponent {
@@ -108,6 +111,7 @@ pub struct Loader {
     outbound: Arc<Outbound>,
     /// The sum of `max_instances` the engine's pool was sized for.
     instance_budget: u32,
+    auth: Arc<AuthKey>,
 }
 
 impl Loader {
@@ -119,12 +123,13 @@ impl Loader {
         hub: Arc<Hub>,
         outbound: Arc<Outbound>,
         instance_budget: u32,
+        auth: Arc<AuthKey>,
     ) -> anyhow::Result<Self> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         crate::capability::add_to_linker(&mut linker)?;
-        Ok(Self { engine, linker, cache, database, hub, outbound, instance_budget })
+        Ok(Self { engine, linker, cache, database, hub, outbound, instance_budget, auth })
     }
 
     /// The host's database.
@@ -189,6 +194,7 @@ impl Loader {
                 spec.outbound,
                 self.outbound.clone(),
             ),
+            auth: self.auth.clone(),
             spec: spec.clone(),
             pre,
         })

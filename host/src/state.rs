@@ -6,6 +6,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::capability::auth::AuthCtx;
 use crate::capability::config::ConfigCtx;
 use crate::capability::log::LogCtx;
 use crate::hub::HubCtx;
@@ -36,6 +37,8 @@ pub struct RequestState {
     pub(crate) queue: QueueCtx,
     /// `wharf:host/hub`.
     pub(crate) hub: HubCtx,
+    /// `wharf:host/auth`.
+    pub(crate) auth: AuthCtx,
 }
 
 impl WasiView for RequestState {

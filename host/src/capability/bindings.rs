@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
         "wharf:host/store": async,
         "wharf:host/queue": async,
         "wharf:host/hub": async,
+        "wharf:host/auth": async,
     },
     exports: { default: async },
 });

@@ -2,6 +2,7 @@
 //! is one module here implementing one generated WIT `Host` trait on a small
 //! context that lives in the per-request store data ([`crate::state`]).
 
+pub mod auth;
 mod bindings;
 pub mod config;
 pub mod log;
@@ -25,11 +26,14 @@ pub enum HostInterface {
     Queue,
     /// `wharf:host/hub`: publish to WebSocket clients.
     Hub,
+    /// `wharf:host/auth`: password hashing and tokens.
+    Auth,
 }
 
 impl HostInterface {
     /// Every interface this host provides.
-    pub const ALL: &'static [HostInterface] = &[Self::Config, Self::Log, Self::Store, Self::Queue, Self::Hub];
+    pub const ALL: &'static [HostInterface] =
+        &[Self::Config, Self::Log, Self::Store, Self::Queue, Self::Hub, Self::Auth];
 
     /// The short name used in grants and in the WIT interface name.
     pub fn name(self) -> &'static str {
@@ -39,6 +43,7 @@ impl HostInterface {
             Self::Store => "store",
             Self::Queue => "queue",
             Self::Hub => "hub",
+            Self::Auth => "auth",
         }
     }
 
@@ -65,5 +70,6 @@ pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
     crate::store::add_to_linker(linker)?;
     crate::queue::add_to_linker(linker)?;
     crate::hub::add_to_linker(linker)?;
+    auth::add_to_linker(linker)?;
     Ok(())
 }
