@@ -64,7 +64,14 @@ pub(super) async fn serve(
         .in_current_span(),
     );
 
-    match receiver.await {
+    // An in-process caller that stops waiting (its timeout) takes the callee
+    // down with it instead of leaving it running to its own deadline. A
+    // client's request runs to completion even if the client leaves, as it
+    // may already have changed state.
+    let abandon = AbortUnlessAnswered(if depth > 0 { Some(task.abort_handle()) } else { None });
+    let answered = receiver.await;
+    drop(abandon.disarm());
+    match answered {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(code)) => Err(HostError::ComponentFailed {
             component: name,
@@ -82,6 +89,24 @@ pub(super) async fn serve(
             },
             Err(join) => HostError::ComponentFailed { component: name, error: anyhow!("guest task failed: {join}") },
         }),
+    }
+}
+
+/// Aborts a guest task when dropped before [`AbortUnlessAnswered::disarm`].
+struct AbortUnlessAnswered(Option<tokio::task::AbortHandle>);
+
+impl AbortUnlessAnswered {
+    fn disarm(mut self) -> Self {
+        self.0 = None;
+        self
+    }
+}
+
+impl Drop for AbortUnlessAnswered {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
     }
 }
 
