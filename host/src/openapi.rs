@@ -13,7 +13,8 @@ use crate::manifest::WebSocketSpec;
 use crate::registry::Snapshot;
 
 /// Sections of `components` merged by name.
-const COMPONENT_SECTIONS: &[&str] = &["schemas", "parameters", "responses", "requestBodies", "headers", "examples"];
+const COMPONENT_SECTIONS: &[&str] =
+    &["schemas", "parameters", "responses", "requestBodies", "headers", "examples", "securitySchemes"];
 
 /// The keys of a path item that are operations.
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -198,6 +199,10 @@ mod tests {
         assert!(merged["paths"]["/a"].is_object() && merged["paths"]["/b"].is_object());
         assert!(merged["paths"]["/healthz"]["get"].is_object());
         let schemas = merged["components"]["schemas"].as_object().unwrap();
+        let bearer =
+            json!({"paths": {}, "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}});
+        let with_security = merge([("c", &bearer)].into_iter(), &[]);
+        assert_eq!(with_security["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
         assert_eq!(schemas.keys().collect::<Vec<_>>(), ["A", "B", "Error"]);
     }
 

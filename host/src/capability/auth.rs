@@ -23,6 +23,17 @@ pub const KEY_ENV: &str = "WHARF_AUTH_KEY";
 /// The file in the data dir holding a generated key.
 const KEY_FILE: &str = "auth.key";
 
+/// Password hashes computed at once, host-wide. Each takes ~19 MiB and a
+/// core for tens of milliseconds; more in parallel only queues on the CPU
+/// and multiplies memory (100 concurrent logins would be ~2 GiB).
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores * 2)
+    });
+    &SLOTS
+}
+
 /// The host's token signing key.
 pub struct AuthKey {
     encoding: EncodingKey,
@@ -96,6 +107,7 @@ impl AuthCtx {
 
 impl Host for AuthCtx {
     async fn hash_password(&mut self, password: String) -> String {
+        let Ok(_slot) = hashing_slots().acquire().await else { return String::new() };
         let hashed = tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
             Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
@@ -117,6 +129,7 @@ impl Host for AuthCtx {
     }
 
     async fn verify_password(&mut self, password: String, hash: String) -> bool {
+        let Ok(_slot) = hashing_slots().acquire().await else { return false };
         tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
                 .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
