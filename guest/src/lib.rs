@@ -30,6 +30,9 @@ pub use wharf::host::{auth, config, hub, log, queue, store};
 #[cfg(feature = "jobs")]
 pub use exports::wharf::host::job_handler;
 
+#[cfg(feature = "reply")]
+pub mod reply;
+
 /// Logs a formatted line at `info` through `wharf:host/log`.
 #[macro_export]
 macro_rules! info {

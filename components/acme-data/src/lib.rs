@@ -7,11 +7,10 @@
 //! (default 20) and `latency_max_ms` (default 200); both 0 answers at once.
 
 mod data;
-mod reply;
 
 use data::Data;
 use percent_encoding::percent_decode_str;
-use reply::Reply;
+use wharf_guest::reply::Reply;
 use serde_json::json;
 use wstd::http::{Body, Error, Method, Request, Response, StatusCode};
 use wstd::time::Duration;
@@ -30,7 +29,7 @@ enum Query {
 
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let request_id = wharf_guest::reply::request_id(&request);
     simulate_latency().await;
     let reply = match parse(&request) {
         Ok(query) => {

@@ -7,13 +7,12 @@
 //! and bounds each call with a timeout.
 
 mod popular;
-mod reply;
 mod upstream;
 
 use futures_util::future::{join, join_all};
 use percent_encoding::percent_decode_str;
 use popular::PopularPurchase;
-use reply::Reply;
+use wharf_guest::reply::Reply;
 use upstream::DataApi;
 use wstd::http::{Body, Error, Method, Request, Response, StatusCode};
 
@@ -22,9 +21,9 @@ const RECENT: usize = 5;
 
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let request_id = wharf_guest::reply::request_id(&request);
     let reply = match handle(&request, &request_id).await {
-        Ok(entries) => Reply::ok(&entries),
+        Ok(entries) => Reply::ok_serialized(&entries),
         Err(reply) => reply,
     };
     reply.into_response(&request_id)

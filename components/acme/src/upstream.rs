@@ -8,7 +8,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use wstd::http::{Authority, Body, Client, Error, Request, StatusCode, Uri, error::ErrorCode};
 
 use crate::popular::{Product, Purchase};
-use crate::reply::Reply;
+use wharf_guest::reply::Reply;
 
 /// Escaped in a path segment: controls, space, `%`, `/` and what RFC 3986
 /// does not allow there unencoded.

@@ -10,10 +10,9 @@
 //! 60000, like its `family-box`).
 
 mod faults;
-mod reply;
 
 use percent_encoding::percent_decode_str;
-use reply::Reply;
+use wharf_guest::reply::Reply;
 use serde::{Deserialize, Serialize};
 use serde_json::Number;
 use wstd::http::{Body, Error, Method, Request, Response, StatusCode};
@@ -34,9 +33,11 @@ struct Product {
 
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let request_id = wharf_guest::reply::request_id(&request);
     let reply = handle(&request).await;
-    reply.into_response(&request_id)
+    // Never cached by a caller (the host caches outbound GETs), so every
+    // call sees the next injected fault.
+    reply.with_header("cache-control", "no-store").into_response(&request_id)
 }
 
 async fn handle(request: &Request<Body>) -> Reply {
@@ -109,7 +110,7 @@ fn look_up(code: &str) -> Reply {
     };
     match products.into_iter().find(|product| product.code == code) {
         Some(product) => match serde_json::to_value(product) {
-            Ok(body) => Reply::Json(StatusCode::OK, body),
+            Ok(body) => Reply::ok(body),
             Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("{e}")),
         },
         None => Reply::error(StatusCode::NOT_FOUND, "product_not_found", format!("No product has code `{code}`.")),

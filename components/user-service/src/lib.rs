@@ -10,10 +10,9 @@
 //! one place state outlives a request.
 
 mod faults;
-mod reply;
 
 use percent_encoding::percent_decode_str;
-use reply::Reply;
+use wharf_guest::reply::Reply;
 use serde::{Deserialize, Serialize};
 use wharf_guest::store::{self, Value};
 use wstd::http::{Body, Error, Method, Request, Response, StatusCode};
@@ -32,9 +31,11 @@ struct User {
 
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let request_id = wharf_guest::reply::request_id(&request);
     let reply = handle(&request).await;
-    reply.into_response(&request_id)
+    // Never cached by a caller (the host caches outbound GETs), so every
+    // call sees the next injected fault.
+    reply.with_header("cache-control", "no-store").into_response(&request_id)
 }
 
 async fn handle(request: &Request<Body>) -> Reply {
@@ -111,7 +112,7 @@ fn look_up(id: &str) -> Reply {
     };
     match users.into_iter().find(|user| user.id == id) {
         Some(user) => match serde_json::to_value(user) {
-            Ok(body) => Reply::Json(StatusCode::OK, body),
+            Ok(body) => Reply::ok(body),
             Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("{e}")),
         },
         None => Reply::error(StatusCode::NOT_FOUND, "user_not_found", format!("No user has id `{id}`.")),
