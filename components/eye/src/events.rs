@@ -107,7 +107,7 @@ pub(crate) fn accept(body: &[u8]) -> Reply {
     let payload = String::from_utf8_lossy(body);
     let options = EnqueueOptions { delay_ms: None, max_attempts: None, idempotency_key: None };
     match queue::enqueue(jobs::QUEUE, &payload, &options) {
-        Ok(job_id) => Reply::Json(
+        Ok(job_id) => Reply::json(
             StatusCode::ACCEPTED,
             json!({
                 "status": "accepted",
@@ -158,7 +158,7 @@ pub(crate) fn list(query: &str) -> Reply {
     let filter = if filters.is_empty() { String::new() } else { format!("WHERE {}", filters.join(" AND ")) };
     let total = match reply::count(&format!("SELECT COUNT(*) FROM events {filter}"), &args) {
         Ok(n) => n,
-        Err(e) => return Reply::unavailable(e),
+        Err(e) => return reply::unavailable(e),
     };
     let n = args.len();
     args.push(Value::Integer(limit));
@@ -167,9 +167,9 @@ pub(crate) fn list(query: &str) -> Reply {
     match store::query(&sql, &args) {
         Ok(rows) => {
             let items: Vec<Json> = rows.rows.iter().map(|r| to_json(r)).collect();
-            Reply::Json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+            Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
         }
-        Err(e) => Reply::unavailable(e),
+        Err(e) => reply::unavailable(e),
     }
 }
 
@@ -182,11 +182,11 @@ fn fetch(id: i64) -> Result<Option<Vec<Value>>, store::Error> {
 }
 
 pub(crate) fn get(id: &str) -> Reply {
-    let Some(n) = parse_id(id) else { return Reply::not_found("event", id) };
+    let Some(n) = parse_id(id) else { return reply::not_found("event", id) };
     match fetch(n) {
-        Ok(Some(row)) => Reply::Json(StatusCode::OK, to_json(&row)),
-        Ok(None) => Reply::not_found("event", id),
-        Err(e) => Reply::unavailable(e),
+        Ok(Some(row)) => Reply::json(StatusCode::OK, to_json(&row)),
+        Ok(None) => reply::not_found("event", id),
+        Err(e) => reply::unavailable(e),
     }
 }
 
@@ -194,7 +194,7 @@ pub(crate) fn get(id: &str) -> Reply {
 /// The row is locked for the read-merge-write, so concurrent writers to
 /// one event never lose each other's updates.
 pub(crate) fn update(id: &str, body: &[u8], partial: bool) -> Reply {
-    let Some(n) = parse_id(id) else { return Reply::not_found("event", id) };
+    let Some(n) = parse_id(id) else { return reply::not_found("event", id) };
     let object = match reply::json_body(body) {
         Ok(Json::Object(object)) => object,
         Ok(_) => return Reply::error(StatusCode::BAD_REQUEST, "invalid_json", "The body must be a JSON object."),
@@ -205,7 +205,7 @@ pub(crate) fn update(id: &str, body: &[u8], partial: bool) -> Reply {
         Err(bad) => return Reply::invalid_fields(bad),
     };
     if let Err(e) = store::begin() {
-        return Reply::unavailable(e);
+        return reply::unavailable(e);
     }
     let result = (|| {
         // A no-op UPDATE takes the row's write lock on both backends
@@ -233,24 +233,24 @@ pub(crate) fn update(id: &str, body: &[u8], partial: bool) -> Reply {
         Ok(row)
     })();
     match result {
-        Ok(Some(row)) => Reply::Json(StatusCode::OK, to_json(&row)),
+        Ok(Some(row)) => Reply::json(StatusCode::OK, to_json(&row)),
         Ok(None) => {
             let _ = store::rollback();
-            Reply::not_found("event", id)
+            reply::not_found("event", id)
         }
         Err(e) => {
             let _ = store::rollback();
-            Reply::unavailable(e)
+            reply::unavailable(e)
         }
     }
 }
 
 pub(crate) fn delete(id: &str) -> Reply {
-    let Some(n) = parse_id(id) else { return Reply::not_found("event", id) };
+    let Some(n) = parse_id(id) else { return reply::not_found("event", id) };
     match store::execute("DELETE FROM events WHERE id = $1", &[Value::Integer(n)]) {
-        Ok(done) if done.rows_affected == 1 => Reply::Empty(StatusCode::NO_CONTENT),
-        Ok(_) => Reply::not_found("event", id),
-        Err(e) => Reply::unavailable(e),
+        Ok(done) if done.rows_affected == 1 => Reply::empty(StatusCode::NO_CONTENT),
+        Ok(_) => reply::not_found("event", id),
+        Err(e) => reply::unavailable(e),
     }
 }
 
@@ -273,25 +273,25 @@ pub(crate) fn list_errors(query: &str) -> Reply {
     }
     let total = match reply::count("SELECT COUNT(*) FROM errors", &[]) {
         Ok(n) => n,
-        Err(e) => return Reply::unavailable(e),
+        Err(e) => return reply::unavailable(e),
     };
     let sql = "SELECT id, payload, reason, created_at FROM errors ORDER BY id DESC LIMIT $1 OFFSET $2";
     match store::query(sql, &[Value::Integer(limit), Value::Integer(offset)]) {
         Ok(rows) => {
             let items: Vec<Json> = rows.rows.iter().map(|r| error_json(r)).collect();
-            Reply::Json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+            Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
         }
-        Err(e) => Reply::unavailable(e),
+        Err(e) => reply::unavailable(e),
     }
 }
 
 pub(crate) fn get_error(id: &str) -> Reply {
-    let Some(n) = parse_id(id) else { return Reply::not_found("error", id) };
+    let Some(n) = parse_id(id) else { return reply::not_found("error", id) };
     match store::query("SELECT id, payload, reason, created_at FROM errors WHERE id = $1", &[Value::Integer(n)]) {
         Ok(rows) => match rows.rows.first() {
-            Some(row) => Reply::Json(StatusCode::OK, error_json(row)),
-            None => Reply::not_found("error", id),
+            Some(row) => Reply::json(StatusCode::OK, error_json(row)),
+            None => reply::not_found("error", id),
         },
-        Err(e) => Reply::unavailable(e),
+        Err(e) => reply::unavailable(e),
     }
 }

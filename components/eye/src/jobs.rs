@@ -6,7 +6,7 @@ use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
 use crate::events::{self, Fields};
-use crate::reply::Reply;
+use crate::reply::{self, Reply};
 
 /// The queue accepted events wait on.
 pub(crate) const QUEUE: &str = "events";
@@ -61,10 +61,10 @@ fn create_event(job_id: i64, fields: &Fields) -> Result<(), store::Error> {
 
 /// `GET /eye/jobs/{id}`.
 pub(crate) fn status(id: &str) -> Reply {
-    let Ok(job_id) = id.parse::<i64>() else { return Reply::not_found("job", id) };
+    let Ok(job_id) = id.parse::<i64>() else { return reply::not_found("job", id) };
     let info = match queue::status(job_id) {
         Ok(Some(info)) if info.queue == QUEUE => info,
-        Ok(_) => return Reply::not_found("job", id),
+        Ok(_) => return reply::not_found("job", id),
         Err(e) => {
             wharf_guest::error!("queue status failed: {e:?}");
             return Reply::error(
@@ -95,5 +95,5 @@ pub(crate) fn status(id: &str) -> Reply {
             json!({"job_id": job_id, "status": "failed", "error_id": lookup("errors"), "reason": info.last_error})
         }
     };
-    Reply::Json(StatusCode::OK, body)
+    Reply::json(StatusCode::OK, body)
 }

@@ -28,8 +28,8 @@ pub(crate) fn create(body: &[u8]) -> Reply {
         "INSERT INTO sessions (id, created_at) VALUES ($1, $2)",
         &[Value::Text(id.clone()), Value::Text(created_at.clone())],
     ) {
-        Ok(_) => Reply::Json(StatusCode::CREATED, json!({"id": id, "created_at": created_at, "event_count": 0})),
-        Err(e) => Reply::unavailable(e),
+        Ok(_) => Reply::json(StatusCode::CREATED, json!({"id": id, "created_at": created_at, "event_count": 0})),
+        Err(e) => reply::unavailable(e),
     }
 }
 
@@ -42,7 +42,7 @@ pub(crate) fn list(query: &str) -> Reply {
     }
     let total = match reply::count("SELECT COUNT(*) FROM sessions", &[]) {
         Ok(n) => n,
-        Err(e) => return Reply::unavailable(e),
+        Err(e) => return reply::unavailable(e),
     };
     match store::query(
         &format!("{SELECT} ORDER BY s.seq DESC LIMIT $1 OFFSET $2"),
@@ -50,19 +50,19 @@ pub(crate) fn list(query: &str) -> Reply {
     ) {
         Ok(rows) => {
             let items: Vec<Json> = rows.rows.iter().map(|r| to_json(r)).collect();
-            Reply::Json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+            Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
         }
-        Err(e) => Reply::unavailable(e),
+        Err(e) => reply::unavailable(e),
     }
 }
 
 pub(crate) fn get(id: &str) -> Reply {
     match store::query(&format!("{SELECT} WHERE s.id = $1"), &[Value::Text(id.to_owned())]) {
         Ok(rows) => match rows.rows.first() {
-            Some(row) => Reply::Json(StatusCode::OK, to_json(row)),
-            None => Reply::not_found("session", id),
+            Some(row) => Reply::json(StatusCode::OK, to_json(row)),
+            None => reply::not_found("session", id),
         },
-        Err(e) => Reply::unavailable(e),
+        Err(e) => reply::unavailable(e),
     }
 }
 
