@@ -74,6 +74,15 @@ impl Reply {
         Self::invalid_fields(fields)
     }
 
+    /// Adds `fields` (what is wrong with each) to an error; no effect on
+    /// other answers.
+    pub fn with_fields(mut self, fields: Map<String, Json>) -> Self {
+        if let Content::Error { fields: slot, .. } = &mut self.content {
+            *slot = Some(fields);
+        }
+        self
+    }
+
     /// Adds a response header.
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));

@@ -10,8 +10,8 @@ mod data;
 
 use data::Data;
 use percent_encoding::percent_decode_str;
-use wharf_guest::reply::Reply;
 use serde_json::json;
+use wharf_guest::reply::Reply;
 use wstd::http::{Body, Error, Method, Request, Response, StatusCode};
 use wstd::time::Duration;
 

@@ -12,8 +12,8 @@ mod upstream;
 use futures_util::future::{join, join_all};
 use percent_encoding::percent_decode_str;
 use popular::PopularPurchase;
-use wharf_guest::reply::Reply;
 use upstream::DataApi;
+use wharf_guest::reply::Reply;
 use wstd::http::{Body, Error, Method, Request, Response, StatusCode};
 
 /// How many of the user's purchases count as recent (SPEC §3).

@@ -182,12 +182,8 @@ pub(crate) fn list(query: &str) -> Reply {
     let offset = number("offset", 0, &mut bad);
     let since = params.contains_key("since").then(|| number("since", 0, &mut bad));
     if !bad.is_empty() {
-        return Reply::Error {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_fields",
-            message: "Some query parameters are invalid.".into(),
-            fields: Some(Json::Object(bad)),
-        };
+        return Reply::error(StatusCode::BAD_REQUEST, "invalid_fields", "Some query parameters are invalid.")
+            .with_fields(bad);
     }
     let mut filters = Vec::new();
     let mut args = Vec::new();
@@ -220,7 +216,7 @@ pub(crate) fn list(query: &str) -> Reply {
     match store::query(&sql, &page_args) {
         Ok(rows) => {
             let items: Vec<Json> = rows.rows.into_iter().map(row_json).collect();
-            Reply::Json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+            Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
         }
         Err(e) => unavailable(e),
     }
@@ -230,7 +226,7 @@ pub(crate) fn list(query: &str) -> Reply {
 pub(crate) fn get(id: &str) -> Reply {
     match store::query(&format!("SELECT {COLUMNS} FROM events WHERE id = $1"), &[Value::Text(id.to_owned())]) {
         Ok(rows) => match rows.rows.into_iter().next() {
-            Some(row) => Reply::Json(StatusCode::OK, row_json(row)),
+            Some(row) => Reply::json(StatusCode::OK, row_json(row)),
             None => Reply::error(StatusCode::NOT_FOUND, "not_found", format!("No event has id `{id}`.")),
         },
         Err(e) => unavailable(e),
@@ -258,7 +254,7 @@ pub(crate) fn replay(query: &str) -> Reply {
         Ok(rows) => {
             let more = rows.rows.len() as i64 > limit;
             let items: Vec<Json> = rows.rows.into_iter().take(limit as usize).map(row_json).collect();
-            Reply::Json(StatusCode::OK, json!({"items": items, "more": more}))
+            Reply::json(StatusCode::OK, json!({"items": items, "more": more}))
         }
         Err(e) => unavailable(e),
     }

@@ -2,48 +2,22 @@
 //! SPEC §0 body with the request id the host put on the request.
 
 use serde_json::{Value as Json, json};
-use wstd::http::{Body, Error, Request, Response, StatusCode};
+use wstd::http::{Body, Request, StatusCode};
 
 use crate::{events, page, signature};
 
 /// Largest batch Mandrill may send (SPEC §1).
 const MAX_EVENTS: usize = 1000;
 
-/// What a handler answers.
-pub(crate) enum Reply {
-    Json(StatusCode, Json),
-    Html(&'static str),
-    Error { status: StatusCode, code: &'static str, message: String, fields: Option<Json> },
-}
-
-impl Reply {
-    pub(crate) fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self::Error { status, code, message: message.into(), fields: None }
-    }
-
-    pub(crate) fn into_response(self, request_id: &str) -> Result<Response<Body>, Error> {
-        let (status, content_type, body) = match self {
-            Self::Json(status, body) => (status, "application/json", body.to_string()),
-            Self::Html(html) => (StatusCode::OK, "text/html; charset=utf-8", html.to_owned()),
-            Self::Error { status, code, message, fields } => {
-                let mut error = json!({"code": code, "message": message, "request_id": request_id});
-                if let Some(fields) = fields {
-                    error["fields"] = fields;
-                }
-                (status, "application/json", json!({ "error": error }).to_string())
-            }
-        };
-        Ok(Response::builder().status(status).header("content-type", content_type).body(Body::from(body))?)
-    }
-}
+pub(crate) use wharf_guest::reply::Reply;
 
 pub(crate) async fn route(request: &mut Request<Body>) -> Reply {
     let path = request.uri().path().to_owned();
     let method = request.method().as_str().to_owned();
     let query = request.uri().query().unwrap_or_default().to_owned();
     match (method.as_str(), path.as_str()) {
-        ("GET" | "HEAD", "/") => Reply::Html(page::HTML),
-        ("GET" | "HEAD", "/api/hook" | "/api/hook/") => Reply::Json(StatusCode::OK, json!({"status": "ok"})),
+        ("GET" | "HEAD", "/") => Reply::html(page::HTML),
+        ("GET" | "HEAD", "/api/hook" | "/api/hook/") => Reply::json(StatusCode::OK, json!({"status": "ok"})),
         ("POST", "/api/hook" | "/api/hook/") => receive(request).await,
         (_, "/api/hook" | "/api/hook/") => {
             Reply::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This path accepts GET, HEAD and POST.")
@@ -133,16 +107,14 @@ async fn receive(request: &mut Request<Body>) -> Reply {
     let parsed = match events::parse_batch(batch) {
         Ok(parsed) => parsed,
         Err((index, reason)) => {
-            return Reply::Error {
-                status: StatusCode::BAD_REQUEST,
-                code: "invalid_payload",
-                message: format!("Event {index} is invalid: {reason}. Nothing was stored."),
-                fields: Some(json!({ format!("[{index}]"): reason })),
-            };
+            let message = format!("Event {index} is invalid: {reason}. Nothing was stored.");
+            let mut fields = serde_json::Map::new();
+            fields.insert(format!("[{index}]"), reason.into());
+            return Reply::error(StatusCode::BAD_REQUEST, "invalid_payload", message).with_fields(fields);
         }
     };
     match events::store_and_publish(parsed) {
-        Ok((received, stored)) => Reply::Json(
+        Ok((received, stored)) => Reply::json(
             StatusCode::OK,
             json!({"received": received, "stored": stored, "duplicates": received - stored}),
         ),

@@ -12,9 +12,9 @@
 mod faults;
 
 use percent_encoding::percent_decode_str;
-use wharf_guest::reply::Reply;
 use serde::{Deserialize, Serialize};
 use serde_json::Number;
+use wharf_guest::reply::Reply;
 use wstd::http::{Body, Error, Method, Request, Response, StatusCode};
 
 /// The seeded products: the seed's `classic-box`, `family-box` and `veggie-box`, and a few more.

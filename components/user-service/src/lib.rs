@@ -12,8 +12,8 @@
 mod faults;
 
 use percent_encoding::percent_decode_str;
-use wharf_guest::reply::Reply;
 use serde::{Deserialize, Serialize};
+use wharf_guest::reply::Reply;
 use wharf_guest::store::{self, Value};
 use wstd::http::{Body, Error, Method, Request, Response, StatusCode};
 
