@@ -11,6 +11,7 @@ mod upstream;
 mod acme;
 mod browser;
 mod compile_cache;
+mod content;
 mod docs_page;
 mod eye;
 mod mandrill;
