@@ -134,14 +134,8 @@ impl ResponseCache {
         spec: &OutboundSpec,
     ) -> Result<Sent, Error> {
         // Requests are plain GETs without a body: keep a copy of the head in
-        // case this request has to fetch for itself after all. The guest may
-        // still be finishing its (empty) body: read it to the end, or its
-        // send fails as if the connection were reset.
+        // case this request has to fetch for itself after all.
         let (parts, body) = request.into_parts();
-        tokio::spawn(async move {
-            let mut body = body;
-            while let Some(Ok(_)) = body.frame().await {}
-        });
         let rebuild = || {
             let mut request = http::Request::new(http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
             *request.method_mut() = parts.method.clone();
@@ -160,18 +154,36 @@ impl ResponseCache {
             })
             .await;
         let label = if fetched_here { "miss" } else { "hit" };
+        // The guest may still be finishing its (empty) request body: it is
+        // read to the end, or the guest's send fails as if the connection had
+        // been reset. With a response, that rides on the I/O future wasmtime
+        // runs anyway; otherwise it gets a task of its own.
         match outcome {
-            Ok(kept) => Ok((respond(&kept, label), transport::no_io())),
+            Ok(kept) => Ok((respond(&kept, label), drain(body))),
             Err(not_kept) => match &*not_kept {
-                NotKept::Uncacheable(response) => Ok((respond(response, label), transport::no_io())),
-                NotKept::Failed(error) => Err(copy_error(error)),
-                NotKept::TooLarge => match streaming.take() {
-                    Some(sent) => Ok(sent),
-                    None => transport::send(target, rebuild()).await,
-                },
+                NotKept::Uncacheable(response) => Ok((respond(response, label), drain(body))),
+                NotKept::Failed(error) => {
+                    tokio::spawn(Box::into_pin(drain(body)));
+                    Err(copy_error(error))
+                }
+                NotKept::TooLarge => {
+                    tokio::spawn(Box::into_pin(drain(body)));
+                    match streaming.take() {
+                        Some(sent) => Ok(sent),
+                        None => transport::send(target, rebuild()).await,
+                    }
+                }
             },
         }
     }
+}
+
+/// Reads a request body to its end, as the I/O future of a response.
+fn drain(mut body: WasiBody) -> transport::IoFuture {
+    Box::new(async move {
+        while let Some(Ok(_)) = body.frame().await {}
+        Ok(())
+    })
 }
 
 /// Sends the request and reads the whole response, up to `cache_max_entry`.
