@@ -1,6 +1,6 @@
 //! Serving components: routing, host responses and headers of SPEC §0.
 
-use crate::support::{Wharf, error_code, repo_root};
+use crate::support::{Wharf, error_code};
 
 const HELLO: &str = r#"
 [components.hello]
@@ -98,27 +98,8 @@ fn futures_chunks(chunks: Vec<Vec<u8>>) -> impl futures_util::Stream<Item = Resu
 async fn default_manifest_serves_every_bundled_component() {
     // The repository's own components.toml, with paths pointing at the
     // components this test run built.
-    let text = std::fs::read_to_string(repo_root().join("components.toml")).unwrap();
-    let mut doc: toml::Table = text.parse().unwrap();
-    let components = doc["components"].as_table_mut().unwrap();
-    let names: Vec<String> = components.keys().cloned().collect();
-    for (name, entry) in components.iter_mut() {
-        let table = entry.as_table_mut().unwrap();
-        let wasm = table["wasm"].as_str().unwrap();
-        let stem = std::path::Path::new(wasm).file_stem().unwrap().to_str().unwrap().to_owned();
-        assert!(wasm.ends_with(&format!("/{stem}.wasm")), "{name}: {wasm}");
-        table.insert("wasm".into(), format!("{{wasm:{stem}}}").into());
-        let files = table.get_mut("grants").and_then(|g| g.get_mut("files")).and_then(|f| f.as_table_mut());
-        for (_, dir) in files.into_iter().flat_map(|f| f.iter_mut()) {
-            *dir = format!("{{repo}}/{}", dir.as_str().unwrap()).into();
-        }
-        for key in ["migrations", "openapi"] {
-            if let Some(path) = table.get(key).and_then(|m| m.as_str()).map(str::to_owned) {
-                table.insert(key.into(), format!("{{repo}}/{path}").into());
-            }
-        }
-    }
-    let wharf = Wharf::start(&doc.to_string()).await;
+    let names = crate::default_manifest::default_components();
+    let wharf = Wharf::start(&crate::default_manifest::default_manifest()).await;
     let ready: serde_json::Value = wharf.get("/readyz").await.json().await.unwrap();
     for name in &names {
         assert_eq!(ready["components"][name]["status"], "ready", "{name}: {ready}");

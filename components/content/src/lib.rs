@@ -6,10 +6,9 @@
 mod books;
 mod calls;
 mod multipart;
-mod reply;
 mod upload;
 
-use reply::Reply;
+use content_shared::reply::Reply;
 use wstd::http::{Body, Error, Request, Response, StatusCode};
 
 /// The route prefix the manifest gives this component.

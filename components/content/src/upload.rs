@@ -11,7 +11,7 @@ use wstd::http::StatusCode;
 
 use crate::books;
 use crate::multipart;
-use crate::reply::Reply;
+use content_shared::reply::Reply;
 
 /// The largest file taken (the route's body cap is a little higher, for the
 /// multipart framing).

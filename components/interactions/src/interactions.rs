@@ -10,7 +10,7 @@ use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
 use crate::calls;
-use crate::reply::{self, Reply};
+use content_shared::reply::{self, Reply};
 
 /// The columns every read returns, in the order [`to_json`] expects.
 const COLUMNS: &str = "id, user_id, content_id, type, created_at";

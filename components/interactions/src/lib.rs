@@ -7,10 +7,9 @@
 
 mod calls;
 mod interactions;
-mod reply;
 
+use content_shared::reply::Reply;
 use interactions::Kind;
-use reply::Reply;
 use wstd::http::{Body, Error, Request, Response, StatusCode};
 
 /// The route prefix the manifest gives this component.

@@ -9,8 +9,7 @@
 //! `slow_products` (codes that answer only after `slow_delay_ms`, default
 //! 60000, like its `family-box`).
 
-mod faults;
-
+use fault_injection as faults;
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use serde_json::Number;

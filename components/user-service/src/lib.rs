@@ -9,8 +9,7 @@
 //! instance, so the alternation is counted in the store (`flaky_calls`), the
 //! one place state outlives a request.
 
-mod faults;
-
+use fault_injection as faults;
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use wharf_guest::reply::Reply;

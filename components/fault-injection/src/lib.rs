@@ -6,7 +6,7 @@ use wstd::time::Duration;
 
 /// Sleeps the configured delay and returns it in milliseconds. `delay_ms`
 /// wins over the range; nothing configured answers at once.
-pub(crate) async fn delay() -> u64 {
+pub async fn delay() -> u64 {
     let millis = match config_ms("delay_ms") {
         Some(fixed) => fixed,
         None => {
@@ -21,14 +21,14 @@ pub(crate) async fn delay() -> u64 {
 }
 
 /// Sleeps `millis` milliseconds (none for 0).
-pub(crate) async fn sleep(millis: u64) {
+pub async fn sleep(millis: u64) {
     if millis > 0 {
         wstd::task::sleep(Duration::from_millis(millis)).await;
     }
 }
 
 /// Whether this call fails, drawn against `failure_rate`.
-pub(crate) fn injected_failure() -> bool {
+pub fn injected_failure() -> bool {
     let rate = match wharf_guest::config::get("failure_rate").filter(|text| !text.trim().is_empty()) {
         None => return false,
         Some(text) => match text.trim().parse::<f64>() {
@@ -48,7 +48,7 @@ pub(crate) fn injected_failure() -> bool {
 
 /// A millisecond count from config: `None` when absent or empty; a value
 /// that is not one is logged and ignored, so a typo injects nothing.
-pub(crate) fn config_ms(key: &str) -> Option<u64> {
+pub fn config_ms(key: &str) -> Option<u64> {
     let text = wharf_guest::config::get(key).filter(|text| !text.trim().is_empty())?;
     text.trim()
         .parse()
