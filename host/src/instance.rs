@@ -1,6 +1,8 @@
 //! A fresh store for one request or one job: every capability's context,
 //! the sandboxed WASI context and the limits, built from a loaded component.
 
+use std::time::Instant;
+
 use wasmtime::Store;
 use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -31,10 +33,10 @@ pub fn new_store(component: &LoadedComponent) -> Store<RequestState> {
         limiter: InstanceLimiter::new(spec.limits.memory),
         config: ConfigCtx::new(spec.config.clone()),
         log: LogCtx::new(spec.name.clone()),
-        store: StoreCtx::new(component.db.clone(), caps),
+        store: StoreCtx::new(component.db.clone(), caps, Some(Instant::now() + spec.limits.deadline)),
         queue: QueueCtx::new(component.jobs_ready.clone(), spec.queue.max_attempts),
         hub: component.hub.clone(),
-        auth: AuthCtx::new(component.auth.clone()),
+        auth: AuthCtx::new(component.auth.clone(), spec.name.as_str(), spec.grants.issue_tokens.clone()),
     };
     let mut store = Store::new(component.pre.engine(), state);
     limits::apply(&mut store, spec.limits.deadline);

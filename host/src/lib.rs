@@ -53,6 +53,8 @@ pub struct Host {
     reload_lock: tokio::sync::Mutex<()>,
     /// The job workers.
     pub workers: queue::worker::WorkerPool,
+    /// Open client connections (HTTP and WebSocket), against their caps.
+    pub connections: Arc<server::front_door::ConnectionTracker>,
 }
 
 /// What `wharf serve` was asked to do.
@@ -73,11 +75,25 @@ pub struct ServeOptions {
     pub admin_token: Option<String>,
     /// Reload components when the manifest or their `.wasm` files change.
     pub watch: bool,
+    /// Timeouts and connection caps of both listeners.
+    pub limits: server::front_door::ConnectionLimits,
 }
 
 /// Loads every component and serves until SIGINT or SIGTERM.
-pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+pub async fn serve(mut options: ServeOptions) -> anyhow::Result<()> {
     let manifest = Manifest::load(&options.manifest)?;
+    if let Some(files) = server::front_door::raise_open_file_limit() {
+        // Leave room for databases, compiled modules, outbound calls and logs.
+        let room = usize::try_from(files.saturating_sub(256)).unwrap_or(usize::MAX).max(16);
+        if options.limits.max_connections > room {
+            tracing::warn!(
+                open_files = files,
+                max_connections = room,
+                "the open-file limit is low: capping connections below it"
+            );
+            options.limits.max_connections = room;
+        }
+    }
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("failed to create data dir `{}`", options.data_dir.display()))?;
 
@@ -110,6 +126,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         shutdown,
         manifest_path: options.manifest.clone(),
         reload_lock: tokio::sync::Mutex::new(()),
+        connections: server::front_door::ConnectionTracker::new(options.limits.clone()),
     });
     host.workers.top_up();
 
@@ -171,7 +188,8 @@ async fn start_operator_api(host: &Arc<Host>, options: &ServeOptions) -> anyhow:
     std::fs::write(&file, bound.to_string()).with_context(|| format!("failed to write `{}`", file.display()))?;
     tracing::info!(admin = %bound, "operator API on http://{bound}");
     let mut stop = host.shutdown.clone();
-    tokio::spawn(admin::run(host.clone(), listener, options.admin_token.clone(), async move {
+    let (token, limits) = (options.admin_token.clone(), options.limits.clone());
+    tokio::spawn(admin::run(host.clone(), listener, token, limits, async move {
         let _ = stop.wait_for(|closing| *closing).await;
     }));
     Ok(())

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -49,6 +50,8 @@ enum Command {
         /// Reload components when components.toml or their `.wasm` files change.
         #[arg(long)]
         watch: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// List the components of a running host: version, load time, routes, grants.
     Components {
@@ -85,6 +88,46 @@ enum Command {
     },
 }
 
+/// Timeouts and connection caps of `wharf serve` (docs/operators.md).
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// Time a client has to send a request's head.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "WHARF_HEADER_TIMEOUT")]
+    header_timeout: Duration,
+    /// A keep-alive connection without a request in flight closes after this.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, env = "WHARF_IDLE_TIMEOUT")]
+    idle_timeout: Duration,
+    /// Time a client has to send a request's body.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, env = "WHARF_BODY_TIMEOUT")]
+    body_timeout: Duration,
+    /// Largest request head, in bytes.
+    #[arg(long, default_value_t = 32 * 1024, env = "WHARF_MAX_HEADER_BYTES")]
+    max_header_bytes: usize,
+    /// Most header fields in a request.
+    #[arg(long, default_value_t = 100, env = "WHARF_MAX_HEADERS")]
+    max_headers: usize,
+    /// Open connections in total (kept below the open-file limit).
+    #[arg(long, default_value_t = 10_000, env = "WHARF_MAX_CONNECTIONS")]
+    max_connections: usize,
+    /// Open connections (WebSockets included) from one client address.
+    #[arg(long, default_value_t = 256, env = "WHARF_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: usize,
+}
+
+impl LimitArgs {
+    fn into_limits(self) -> wharf::server::front_door::ConnectionLimits {
+        wharf::server::front_door::ConnectionLimits {
+            header_read_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            body_read_timeout: self.body_timeout,
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+            max_connections: self.max_connections.max(1),
+            max_connections_per_ip: self.max_connections_per_ip.max(1),
+        }
+    }
+}
+
 /// How the CLI finds a running host's operator API.
 #[derive(Debug, clap::Args)]
 struct AdminArgs {
@@ -117,9 +160,18 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { manifest, listen, data_dir, database_url, admin_listen, admin_token, watch } => {
-                let options =
-                    wharf::ServeOptions { manifest, listen, data_dir, database_url, admin_listen, admin_token, watch };
+            Command::Serve { manifest, listen, data_dir, database_url, admin_listen, admin_token, watch, limits } => {
+                let limits = limits.into_limits();
+                let options = wharf::ServeOptions {
+                    manifest,
+                    listen,
+                    data_dir,
+                    database_url,
+                    admin_listen,
+                    admin_token,
+                    watch,
+                    limits,
+                };
                 wharf::serve(options).await
             }
             Command::Components { admin } => admin.client()?.print_components().await,

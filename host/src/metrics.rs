@@ -79,6 +79,12 @@ struct TopicLabels {
     topic: String,
 }
 
+/// Labels of `wharf_refused_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    kind: &'static str,
+}
+
 /// Every metric the host keeps.
 pub struct Metrics {
     registry: Registry,
@@ -90,6 +96,7 @@ pub struct Metrics {
     loaded: Family<VersionLabels, Gauge>,
     jobs: Family<JobLabels, Gauge>,
     hub_clients: Family<TopicLabels, Gauge>,
+    refused: Family<RefusalLabels, Counter>,
     /// Scrapes reset and refill the state gauges: one at a time.
     scraping: tokio::sync::Mutex<()>,
 }
@@ -131,7 +138,14 @@ impl Metrics {
         registry.register("queue_jobs", "Jobs by component and status (queued, running, done, dead)", jobs.clone());
         let hub_clients = Family::default();
         registry.register("hub_clients", "WebSocket clients connected, by topic", hub_clients.clone());
+        let refused = Family::default();
+        registry.register(
+            "refused",
+            "What a boundary refused, by kind: forged hub notifications, rate limits, connection caps",
+            refused.clone(),
+        );
         Self {
+            refused,
             registry,
             requests,
             request_seconds,
@@ -163,6 +177,16 @@ impl Metrics {
     /// Records a guest the host stopped or refused.
     pub fn guest_failure(&self, component: &str, kind: &'static str) {
         self.guest_failures.get_or_create(&FailureLabels { component: component.to_owned(), kind }).inc();
+    }
+
+    /// Records something a boundary refused.
+    pub fn refused(&self, kind: &'static str) {
+        self.refused.get_or_create(&RefusalLabels { kind }).inc();
+    }
+
+    /// Records a hub notification dropped as forged, stale or replayed.
+    pub fn hub_forgery_dropped(&self) {
+        self.refused("hub_forgery");
     }
 
     /// Records a reload.

@@ -21,7 +21,7 @@ use crate::manifest::{ComponentName, ComponentSpec, Manifest, WebSocketSpec};
 use crate::outbound::{Outbound, OutboundHooks};
 use crate::router::RouteTable;
 use crate::state::RequestState;
-use crate::store::{ComponentDb, Database};
+use crate::store::{ComponentDb, Database, DbLimits};
 
 /// One component, compiled, checked and pre-instantiated.
 pub struct LoadedComponent {
@@ -95,8 +95,13 @@ impl Registry {
         self.current.load_full()
     }
 
-    /// Replaces the served snapshot atomically.
+    /// Replaces the served snapshot atomically; tokens verify against the
+    /// issue grants of the components it serves.
     pub fn swap(&self, snapshot: Snapshot) {
+        if let Some(any) = snapshot.components.values().next() {
+            let grants = snapshot.components.values().map(|c| (c.spec.name.as_str(), &*c.spec.grants.issue_tokens));
+            any.auth.set_issuers(grants);
+        }
         self.current.store(Arc::new(snapshot));
     }
 }
@@ -250,7 +255,14 @@ impl Loader {
 pub async fn prepare_database(database: &Database, spec: &ComponentSpec) -> anyhow::Result<ComponentDb> {
     let name = &spec.name;
     let db = database
-        .component(name, spec.limits.db_connections)
+        .component(
+            name,
+            DbLimits {
+                connections: spec.limits.db_connections,
+                query_bytes: spec.limits.query_bytes,
+                deadline: spec.limits.deadline,
+            },
+        )
         .await
         .with_context(|| format!("failed to open the database of `{name}`"))?;
     crate::queue::jobs::ensure_table(&db)

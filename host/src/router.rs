@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::manifest::{ComponentName, Manifest};
+use crate::manifest::{ComponentName, Manifest, RateLimit};
 
 /// Paths the host answers itself, before any component route.
 pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/docs"];
@@ -102,6 +102,7 @@ struct Entry {
     component: ComponentName,
     max_body: u64,
     too_large_code: Option<String>,
+    rate_limit: Option<RateLimit>,
 }
 
 /// Where a request goes.
@@ -117,6 +118,8 @@ pub enum RouteMatch<'a> {
         too_large_code: Option<&'a str>,
         /// The route that matched, as written in the manifest.
         route: &'a RoutePattern,
+        /// Requests per client address the route allows, if limited.
+        rate_limit: Option<RateLimit>,
     },
     /// The path is routed but not for this method.
     MethodNotAllowed {
@@ -148,6 +151,7 @@ impl RouteTable {
                     component: spec.name.clone(),
                     max_body: route.max_body,
                     too_large_code: route.too_large_code.clone(),
+                    rate_limit: route.rate_limit,
                 };
                 if let Some((_, other)) = all.iter().find(|(_, other)| {
                     other.component != entry.component
@@ -192,8 +196,17 @@ impl RouteTable {
         Ok(table)
     }
 
-    /// Finds the component for `method` on `path`.
+    /// Finds the component for `method` on `path`. Empty segments (`//`)
+    /// are ignored, as components ignore them, so a route's own limits
+    /// cannot be stepped around by doubling a slash.
     pub fn route(&self, method: &http::Method, path: &str) -> RouteMatch<'_> {
+        let collapsed;
+        let path = if path.contains("//") {
+            collapsed = collapse_slashes(path);
+            collapsed.as_str()
+        } else {
+            path
+        };
         let exact = self.exact.get(path).into_iter().flatten();
         let prefixes = self.prefixes.iter().filter(|e| e.pattern.matches(path));
         let mut allowed = BTreeSet::new();
@@ -206,6 +219,7 @@ impl RouteTable {
                         max_body: entry.max_body,
                         too_large_code: entry.too_large_code.as_deref(),
                         route: &entry.pattern,
+                        rate_limit: entry.rate_limit,
                     };
                 }
             }
@@ -216,6 +230,16 @@ impl RouteTable {
             RouteMatch::MethodNotAllowed { allowed: allowed.into_iter().collect() }
         }
     }
+}
+
+fn collapse_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn methods_overlap(a: &Option<BTreeSet<http::Method>>, b: &Option<BTreeSet<http::Method>>) -> bool {

@@ -13,7 +13,7 @@ const MANIFEST: &str = r#"
 [components.users]
 wasm = "{wasm:users}"
 routes = [{ path = "/api/auth/*" }]
-grants = { interfaces = ["config", "log", "store", "auth"] }
+grants = { interfaces = ["config", "log", "store", "auth"], auth = { issue = ["access", "refresh"] } }
 migrations = "{repo}/components/users/migrations"
 
 [components.content]
@@ -22,7 +22,7 @@ routes = [
     { path = "/api/content/*" },
     { path = "/api/content/books/upload-csv/*", methods = ["POST"], max_body = "11MiB" },
 ]
-grants = { interfaces = ["config", "log", "store", "auth"], outbound = ["http://users.wharf.internal", "http://interactions.wharf.internal"] }
+grants = { interfaces = ["config", "log", "store", "auth"], auth = { issue = ["service"] }, outbound = ["http://users.wharf.internal", "http://interactions.wharf.internal"] }
 migrations = "{repo}/components/content/migrations"
 limits = { deadline = "30s" }
 

@@ -14,6 +14,7 @@ mod compile_cache;
 mod content;
 mod docs_page;
 mod eye;
+mod hostile;
 mod mandrill;
 mod manifest;
 mod operator;

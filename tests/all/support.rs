@@ -289,6 +289,26 @@ impl Wharf {
         self.child.wait().ok().and_then(|s| s.code())
     }
 
+    /// CPU time (user + system) the host process has used, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("/proc/PID/stat");
+        // Fields after the command name (which may hold spaces): utime and
+        // stime are the 12th and 13th, in clock ticks (100 per second on Linux).
+        let after_name = stat.rsplit_once(')').map_or(stat.as_str(), |(_, rest)| rest);
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
+    }
+
+    /// Waits `settle`, then returns the CPU seconds the host used over `window`:
+    /// near zero when nothing is left running.
+    pub async fn cpu_while_idle(&self, settle: Duration, window: Duration) -> f64 {
+        tokio::time::sleep(settle).await;
+        let before = self.cpu_seconds();
+        tokio::time::sleep(window).await;
+        self.cpu_seconds() - before
+    }
+
     /// Everything the host logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("wharf.log")).unwrap_or_default()

@@ -17,7 +17,7 @@ fn users_manifest(config: &str) -> String {
         [components.users]
         wasm = "{{wasm:users}}"
         routes = [{{ path = "/api/auth/*" }}]
-        grants = {{ interfaces = ["config", "log", "store", "auth"] }}
+        grants = {{ interfaces = ["config", "log", "store", "auth"], auth = {{ issue = ["access", "refresh"] }} }}
         migrations = "{{repo}}/components/users/migrations"
         config = {{ {config} }}
         "#

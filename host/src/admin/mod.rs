@@ -10,12 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::Host;
+use crate::server::front_door::{self, ConnectionLimits, ConnectionTracker};
 
 /// Where the operator API listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9090";
@@ -46,31 +44,20 @@ pub async fn bind(requested: Option<SocketAddr>, token: Option<&str>) -> anyhow:
     }
 }
 
-/// Serves the operator API on `listener` until `shutdown` resolves.
-pub async fn run(host: Arc<Host>, listener: TcpListener, token: Option<String>, shutdown: impl Future<Output = ()>) {
+/// Serves the operator API on `listener` until `shutdown` resolves, under
+/// the same connection limits as the public listener (its own counts).
+pub async fn run(
+    host: Arc<Host>,
+    listener: TcpListener,
+    token: Option<String>,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     let token: Option<Arc<str>> = token.filter(|t| !t.is_empty()).map(Into::into);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "operator API: accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => return,
-        };
+    let tracker = ConnectionTracker::new(limits);
+    front_door::serve(listener, tracker, "operator API", shutdown, move |request| {
         let (host, token) = (host.clone(), token.clone());
-        let service = service_fn(move |request| {
-            let (host, token) = (host.clone(), token.clone());
-            async move { Ok::<_, std::convert::Infallible>(routes::handle(&host, token.as_deref(), request).await) }
-        });
-        tokio::spawn(async move {
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
-                tracing::debug!(error = %e, "operator API connection ended with an error");
-            }
-        });
-    }
+        async move { routes::handle(&host, token.as_deref(), request).await }
+    })
+    .await;
 }

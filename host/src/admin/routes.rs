@@ -95,6 +95,11 @@ async fn route(host: &Arc<Host>, method: &Method, path: &str, query: &str) -> Re
     let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     match (method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        (&Method::GET, ["readyz"]) => {
+            let (ready, details) = crate::server::dispatch::readiness(host).await;
+            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            Ok(json_response(status, &details))
+        }
         (&Method::GET, ["metrics"]) => {
             let text = crate::metrics::global().render(&host.registry.snapshot(), &host.hub).await;
             let mut response = http::Response::new(full(Bytes::from(text)));

@@ -8,7 +8,7 @@ wasmtime::component::bindgen!({
         "wharf:host/store": async,
         "wharf:host/queue": async,
         "wharf:host/hub": async,
-        "wharf:host/auth": async,
+        "wharf:host/auth": async | trappable,
     },
     exports: { default: async },
 });

@@ -5,6 +5,7 @@
 pub mod auth;
 mod bindings;
 pub mod config;
+pub mod fair_slots;
 pub mod log;
 
 pub(crate) use bindings::{Host_Pre as JobWorkerPre, hub, job_handler, queue, store};

@@ -4,6 +4,8 @@
 //! bounded per-client buffer: `try_send` only, so a client that cannot keep
 //! up is dropped (and told why) instead of delaying anyone. With PostgreSQL,
 //! [`relay`] carries publishes to the other hosts sharing the database.
+//! A publish made inside an open store transaction is held until the
+//! transaction commits, and dropped if it rolls back.
 
 pub mod relay;
 
@@ -17,6 +19,7 @@ use wasmtime::component::{HasData, Linker};
 use crate::capability::hub::{self, Error, Host};
 use crate::manifest::ComponentName;
 use crate::state::RequestState;
+use crate::store::StoreCtx;
 
 /// Largest message a component may publish.
 pub const MAX_MESSAGE: usize = 1 << 20;
@@ -137,31 +140,49 @@ impl HubCtx {
     }
 }
 
-impl Host for HubCtx {
+/// What `hub.publish` works with: the hub, and the request's store, whose
+/// open transaction a publish waits for.
+pub(crate) struct HubView<'a> {
+    hub: &'a HubCtx,
+    store: &'a mut StoreCtx,
+}
+
+impl Host for HubView<'_> {
     #[tracing::instrument(skip_all, name = "hub.publish", fields(topic = %topic))]
     async fn publish(&mut self, topic: String, message: String) -> Result<(), Error> {
-        if !self.topics.contains(&topic) {
+        let HubCtx { component, hub, topics } = self.hub;
+        if !topics.contains(&topic) {
             return Err(Error::NotAllowed(format!(
                 "component `{}` may not publish to `{topic}`: list it in the publishers of a [websockets] entry with that topic",
-                self.component
+                component
             )));
         }
         if message.len() > MAX_MESSAGE {
             return Err(Error::TooLarge(format!("messages are at most {MAX_MESSAGE} bytes")));
         }
-        self.hub.publish(&topic, message.into()).await
+        if self.store.in_transaction() {
+            // Sent when the transaction commits; never if it rolls back.
+            let hub = hub.clone();
+            self.store.after_commit(Box::pin(async move {
+                if let Err(e) = hub.publish(&topic, message.into()).await {
+                    tracing::warn!(topic, error = ?e, "a publish made in a transaction failed after its commit");
+                }
+            }));
+            return Ok(());
+        }
+        hub.publish(&topic, message.into()).await
     }
 }
 
 struct HubCap;
 
 impl HasData for HubCap {
-    type Data<'a> = &'a mut HubCtx;
+    type Data<'a> = HubView<'a>;
 }
 
 /// Adds `wharf:host/hub` to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
-    hub::add_to_linker::<RequestState, HubCap>(linker, |state| &mut state.hub)?;
+    hub::add_to_linker::<RequestState, HubCap>(linker, |state| HubView { hub: &state.hub, store: &mut state.store })?;
     Ok(())
 }
 

@@ -218,6 +218,20 @@ pub struct RouteSpec {
     pub max_body: u64,
     /// `error.code` of a 413 on this route (default `body_too_large`).
     pub too_large_code: Option<String>,
+    /// Requests per client address, if the route is rate limited.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket per client address: `requests` per `per`, and up to
+/// `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    /// Requests refilled per period.
+    pub requests: std::num::NonZeroU32,
+    /// The period.
+    pub per: Duration,
+    /// Bucket size.
+    pub burst: std::num::NonZeroU32,
 }
 
 /// What a component may use beyond the sandboxed WASI basics.
@@ -229,6 +243,8 @@ pub struct Grants {
     pub outbound: Arc<Vec<Origin>>,
     /// Host directories it may read.
     pub files: Vec<FileGrant>,
+    /// Token kinds it may sign through `wharf:host/auth` (none: verify only).
+    pub issue_tokens: Arc<BTreeSet<String>>,
 }
 
 /// A host directory a component may read (never write), and where it sees it.
@@ -418,7 +434,11 @@ fn resolve_component(
             }
             None => None,
         };
-        routes.push(RouteSpec { pattern, methods, max_body, too_large_code });
+        let rate_limit = match &route.rate_limit {
+            None => None,
+            Some(raw) => Some(parse_rate_limit(raw).map_err(|m| (field("rate_limit"), m))?),
+        };
+        routes.push(RouteSpec { pattern, methods, max_body, too_large_code, rate_limit });
     }
 
     let mut interfaces = BTreeSet::new();
@@ -433,6 +453,17 @@ fn resolve_component(
             )
         })?;
         interfaces.insert(parsed);
+    }
+    let issue_tokens: BTreeSet<String> = raw.grants.auth.issue.iter().cloned().collect();
+    if !issue_tokens.is_empty() && !interfaces.contains(&HostInterface::Auth) {
+        return Err(("grants.auth.issue".into(), "issuing tokens needs the `auth` interface granted too".into()));
+    }
+    if let Some(bad) = issue_tokens.iter().find(|k| {
+        k.is_empty()
+            || k.len() > 64
+            || !k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    }) {
+        return Err(("grants.auth.issue".into(), format!("`{bad}` is not a token kind (a-z, 0-9, `_`, `-`)")));
     }
     let origins = raw
         .grants
@@ -489,10 +520,23 @@ fn resolve_component(
         source_crate: raw.source_crate.clone(),
         routes,
         config: Arc::new(raw.config.clone()),
-        grants: Grants { interfaces, outbound: Arc::new(origins), files },
+        grants: Grants { interfaces, outbound: Arc::new(origins), files, issue_tokens: Arc::new(issue_tokens) },
         limits,
         name,
     })
+}
+
+fn parse_rate_limit(raw: &raw::RawRateLimit) -> Result<RateLimit, String> {
+    let requests = std::num::NonZeroU32::new(raw.requests).ok_or("`requests` must be at least 1")?;
+    let per = humantime::parse_duration(&raw.per).map_err(|e| format!("`per`: {e} (e.g. \"1m\")"))?;
+    if per.is_zero() || per > Duration::from_secs(86_400) {
+        return Err("`per` must be between 1ms and 24h".into());
+    }
+    let burst = match raw.burst {
+        Some(n) => std::num::NonZeroU32::new(n).ok_or("`burst` must be at least 1")?,
+        None => requests,
+    };
+    Ok(RateLimit { requests, per, burst })
 }
 
 fn resolve_limits(raw: &RawLimits, base: Limits) -> Result<Limits, FieldError> {

@@ -191,6 +191,20 @@ pub(crate) struct RawRoute {
     /// `too_large_code = "batch_too_large"`.
     #[serde(default)]
     pub(crate) too_large_code: Option<String>,
+    /// Requests per client address: `rate_limit = { requests = 10, per = "1m", burst = 5 }`
+    /// (`burst` defaults to `requests`). Over it: 429 with `Retry-After`.
+    #[serde(default)]
+    pub(crate) rate_limit: Option<RawRateLimit>,
+}
+
+/// A route's `rate_limit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimit {
+    pub(crate) requests: u32,
+    pub(crate) per: String,
+    #[serde(default)]
+    pub(crate) burst: Option<u32>,
 }
 
 /// `grants`.
@@ -208,6 +222,19 @@ pub(crate) struct RawGrants {
     /// `files = { "/data" = "components/acme-data/data" }` (read-only).
     #[serde(default)]
     pub(crate) files: BTreeMap<String, String>,
+    /// What the component may do with `wharf:host/auth`:
+    /// `auth = { issue = ["access", "refresh"] }`; without it, verify only.
+    #[serde(default)]
+    pub(crate) auth: RawAuthGrant,
+}
+
+/// `grants.auth`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthGrant {
+    /// Token kinds the component may sign.
+    #[serde(default)]
+    pub(crate) issue: Vec<String>,
 }
 
 /// `outbound`: how the host sends the component's outgoing HTTP requests.

@@ -3,16 +3,19 @@
 //! `x-request-id` and `x-wharf-component`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{Instrument, field};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::buffered_body::BufferedBody;
 use super::error::{HostError, json_response};
+use super::front_door::ClientAddr;
 use super::{guest, request_id};
 use crate::Host;
 use crate::manifest::ComponentName;
@@ -85,14 +88,18 @@ async fn answer(
     if let Some(endpoint) = snapshot.websockets.iter().find(|w| w.path == request.uri().path()) {
         return Ok(super::websocket::accept(host.clone(), endpoint.clone(), request, request_id));
     }
-    serve_routed(&snapshot, request, request_id, Via::Client, routed).await
+    let via = Via::Client { body_timeout: host.connections.limits().body_read_timeout };
+    serve_routed(&snapshot, request, request_id, via, routed).await
 }
 
 /// How a request reached the component router.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Via<'a> {
-    /// A client, over TCP.
-    Client,
+    /// A client, over TCP, with this long to send the body.
+    Client {
+        /// The front door's body read timeout.
+        body_timeout: Duration,
+    },
     /// An in-process call from another component to `target`, `depth`
     /// calls deep; paths `target` does not route answer 404.
     InProcess { target: &'a str, depth: u8 },
@@ -118,10 +125,18 @@ where
         {
             return Err(not_found());
         }
-        RouteMatch::Component { component, max_body, too_large_code, route } => {
+        RouteMatch::Component { component, max_body, too_large_code, route, rate_limit } => {
             routed.component = Some(component.clone());
             routed.route = route.to_string();
             tracing::Span::current().record("route", routed.route.as_str());
+            // Clients only: in-process calls are the components' own.
+            let client = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+            if let (Some(limit), Some(client), Via::Client { .. }) = (rate_limit, client, via)
+                && let Err(wait) = super::rate_limit::check(component.as_str(), &routed.route, limit, client)
+            {
+                metrics::global().refused("rate_limited");
+                return Err(HostError::RateLimited { retry_after: wait });
+            }
             (component, (max_body, too_large_code))
         }
         RouteMatch::MethodNotAllowed { allowed } => return Err(HostError::MethodNotAllowed { allowed }),
@@ -133,14 +148,18 @@ where
     tracing::Span::current().record("component", component.spec.name.as_str());
 
     let too_large = || HostError::BodyTooLarge { limit: max_body, code: too_large_code.map(str::to_owned) };
-    let mut request = read_body(request, max_body, too_large).await?;
+    let body_timeout = match via {
+        Via::Client { body_timeout } => Some(body_timeout),
+        Via::InProcess { .. } => None,
+    };
+    let (mut request, _body_bytes) = read_body(request, max_body, body_timeout, too_large).await?;
     // Components put the host's request id in their own error bodies.
     if let Ok(value) = HeaderValue::from_str(request_id) {
         request.headers_mut().insert(request_id::HEADER, value);
     }
     let label = component.label();
     let depth = match via {
-        Via::Client => 0,
+        Via::Client { .. } => 0,
         Via::InProcess { depth, .. } => depth,
     };
     let mut response = guest::serve(component, request, depth).await?;
@@ -150,36 +169,110 @@ where
     Ok(response)
 }
 
-/// Buffers the body, refusing it as soon as it passes `max_body` (up front
-/// when `Content-Length` already says so). Also makes sure the request has
-/// the authority wasi:http requires.
+/// Bytes of request bodies buffered at once across the host; a body that
+/// does not fit is answered 503 instead of growing memory.
+pub(crate) const BODY_BUDGET_BYTES: usize = 256 << 20;
+
+/// After a body passes its cap, the host reads (and drops) up to this much
+/// more, so the client is reading the 413 rather than a reset.
+const DRAIN_AFTER_REFUSAL: usize = 16 << 20;
+
+fn body_budget() -> &'static Arc<Semaphore> {
+    static BUDGET: std::sync::LazyLock<Arc<Semaphore>> =
+        std::sync::LazyLock::new(|| Arc::new(Semaphore::new(BODY_BUDGET_BYTES)));
+    &BUDGET
+}
+
+/// A buffered body's share of [`BODY_BUDGET_BYTES`], given back when dropped.
+pub(crate) struct BodyBytes(Option<OwnedSemaphorePermit>);
+
+impl BodyBytes {
+    fn take(&mut self, bytes: usize) -> Result<(), HostError> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let n = u32::try_from(bytes).map_err(|_| HostError::BodyBudgetExhausted)?;
+        let permit = body_budget().clone().try_acquire_many_owned(n).map_err(|_| {
+            metrics::global().refused("body_budget");
+            HostError::BodyBudgetExhausted
+        })?;
+        match &mut self.0 {
+            Some(held) => held.merge(permit),
+            None => self.0 = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// Buffers the body under `max_body` and the host's body budget, within
+/// `timeout` (client requests). Over the cap, the rest is read and dropped
+/// (up to a bound) before the 413, so the client sees the answer. Also makes
+/// sure the request has the authority wasi:http requires.
 async fn read_body<B>(
     request: http::Request<B>,
     max_body: u64,
+    timeout: Option<Duration>,
     too_large: impl Fn() -> HostError,
-) -> Result<http::Request<Full<Bytes>>, HostError>
+) -> Result<(http::Request<BufferedBody>, BodyBytes), HostError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max_body) {
-        return Err(too_large());
-    }
     let (mut parts, body) = request.into_parts();
     let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let mut held = BodyBytes(None);
+    let read = async {
+        if declared.is_some_and(|len| len > max_body) {
+            drain(body, DRAIN_AFTER_REFUSAL).await;
             return Err(too_large());
         }
-        Err(e) => return Err(HostError::BadBody(e.to_string())),
+        let mut body = std::pin::pin!(body);
+        let mut buffer = bytes::BytesMut::new();
+        let mut trailers: Option<http::HeaderMap> = None;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| HostError::BadBody(e.into().to_string()))?;
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    // Trailers reach the component as the client sent them.
+                    if let Ok(more) = frame.into_trailers() {
+                        held.take(more.iter().map(|(k, v)| k.as_str().len() + v.len()).sum())?;
+                        trailers.get_or_insert_default().extend(more);
+                    }
+                    continue;
+                }
+            };
+            if buffer.len() + data.len() > limit {
+                drain(body, DRAIN_AFTER_REFUSAL).await;
+                return Err(too_large());
+            }
+            held.take(data.len())?;
+            buffer.extend_from_slice(&data);
+        }
+        Ok((buffer.freeze(), trailers))
+    };
+    let (bytes, trailers) = match timeout {
+        Some(limit) => tokio::time::timeout(limit, read).await.map_err(|_| HostError::BodyTimeout(limit))??,
+        None => read.await?,
     };
     if parts.uri.authority().is_none() && !parts.headers.contains_key(header::HOST) {
         parts.headers.insert(header::HOST, HeaderValue::from_static("localhost"));
     }
-    Ok(http::Request::from_parts(parts, Full::new(bytes)))
+    Ok((http::Request::from_parts(parts, BufferedBody::new(bytes, trailers)), held))
+}
+
+/// Reads and drops up to `bound` bytes of what is left of `body`.
+async fn drain<B: http_body::Body<Data = Bytes>>(body: B, bound: usize) {
+    let mut body = std::pin::pin!(body);
+    let mut dropped = 0;
+    while dropped < bound {
+        match body.frame().await {
+            Some(Ok(frame)) => dropped += frame.data_ref().map_or(0, Bytes::len),
+            _ => return,
+        }
+    }
 }
 
 /// `/healthz`, `/readyz`, `/openapi.json` and the `/docs` page, answered by
@@ -187,15 +280,23 @@ where
 async fn host_path(host: &Host, path: &str) -> Option<Response> {
     match path {
         "/healthz" => Some(json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
-        "/readyz" => Some(readiness(host).await),
+        "/readyz" => {
+            // Anonymous clients learn only whether the host is ready; the
+            // details are the operator API's (`GET /readyz` there).
+            let (ready, _) = readiness(host).await;
+            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            let word = if ready { "ready" } else { "not_ready" };
+            Some(json_response(status, &serde_json::json!({ "status": word })))
+        }
         "/openapi.json" => Some(json_response(StatusCode::OK, &crate::openapi::document(&host.registry.snapshot()))),
         _ if path == "/docs" || path.starts_with("/docs/") => super::docs_page::answer(path),
         _ => None,
     }
 }
 
-/// Ready when the database answers and every component's queue can be read.
-async fn readiness(host: &Host) -> Response {
+/// Ready when the database answers and every component's queue can be read;
+/// with the details per database and component.
+pub(crate) async fn readiness(host: &Host) -> (bool, serde_json::Value) {
     let mut ready = true;
     let database = match host.loader.database().ping().await {
         Ok(()) => serde_json::json!({ "backend": host.loader.database().kind(), "status": "ready" }),
@@ -221,11 +322,10 @@ async fn readiness(host: &Host) -> Response {
         }
         components.insert(component.spec.name.to_string(), entry);
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not_ready" },
         "database": database,
         "components": components,
     });
-    json_response(status, &body)
+    (ready, body)
 }

@@ -36,6 +36,18 @@ pub enum HostError {
     /// The request body could not be read.
     #[error("request body could not be read: {0}")]
     BadBody(String),
+    /// The client took longer than the body read timeout to send the body.
+    #[error("request body not received within {0:?}")]
+    BodyTimeout(std::time::Duration),
+    /// The client sent more requests to a rate-limited route than it allows.
+    #[error("rate limited")]
+    RateLimited {
+        /// When the next request would be accepted.
+        retry_after: std::time::Duration,
+    },
+    /// The host-wide budget for buffered request bodies is spent.
+    #[error("request body budget exhausted")]
+    BodyBudgetExhausted,
     /// Every instance slot of the component is busy.
     #[error("component `{0}` is at its concurrency limit")]
     Overloaded(ComponentName),
@@ -63,7 +75,9 @@ impl HostError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadBody(_) => StatusCode::BAD_REQUEST,
-            Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded(_) | Self::BodyBudgetExhausted => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::MemoryCapExceeded(_) | Self::ComponentFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -87,7 +101,9 @@ impl HostError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::BodyTooLarge { code, .. } => code.as_deref().unwrap_or("body_too_large"),
             Self::BadBody(_) => "invalid_body",
-            Self::Overloaded(_) => "overloaded",
+            Self::BodyTimeout(_) => "request_timeout",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded(_) | Self::BodyBudgetExhausted => "overloaded",
             Self::DeadlineExceeded(_) => "deadline_exceeded",
             Self::MemoryCapExceeded(_) => "memory_limit_exceeded",
             Self::ComponentFailed { .. } => "component_failed",
@@ -106,7 +122,14 @@ impl HostError {
                 format!("The request body is larger than this route accepts ({limit} bytes).")
             }
             Self::BadBody(_) => "The request body could not be read.".into(),
-            Self::Overloaded(_) => "The service is busy; retry shortly.".into(),
+            Self::RateLimited { retry_after } => format!(
+                "Too many requests to this route from your address; retry in {} seconds.",
+                retry_after.as_secs().max(1)
+            ),
+            Self::BodyTimeout(limit) => {
+                format!("The request body did not arrive within {} seconds.", limit.as_secs_f64())
+            }
+            Self::Overloaded(_) | Self::BodyBudgetExhausted => "The service is busy; retry shortly.".into(),
             Self::DeadlineExceeded(_) => "The request took too long and was stopped.".into(),
             Self::MemoryCapExceeded(_) | Self::ComponentFailed { .. } => {
                 "The request failed inside the service; quote the request id when reporting it.".into()
@@ -119,7 +142,7 @@ impl HostError {
         let status = self.status();
         match &self {
             // Load shedding is expected behaviour, not a fault.
-            Self::Overloaded(_) => tracing::warn!(code = self.code(), "request shed"),
+            Self::Overloaded(_) | Self::BodyBudgetExhausted => tracing::warn!(code = self.code(), "request shed"),
             _ if status.is_server_error() => tracing::error!(error = %self, code = self.code(), "request failed"),
             _ => {}
         }
@@ -131,8 +154,18 @@ impl HostError {
                     response.headers_mut().insert(header::ALLOW, value);
                 }
             }
-            Self::Overloaded(_) => {
+            Self::Overloaded(_) | Self::BodyBudgetExhausted => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::RateLimited { retry_after } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0).to_string();
+                if let Ok(value) = HeaderValue::from_str(&seconds) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+            }
+            // The connection may hold unread bytes of this request.
+            Self::BodyTooLarge { .. } | Self::BodyTimeout(_) => {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use bytes::Bytes;
-use http_body_util::Full;
 use tracing::Instrument;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::buffered_body::BufferedBody;
 use super::error::HostError;
 use crate::limits::{GuestFailure, classify};
 use crate::registry::LoadedComponent;
@@ -22,7 +22,7 @@ use crate::registry::LoadedComponent;
 /// that led here (0 for a client's request).
 pub(super) async fn serve(
     component: Arc<LoadedComponent>,
-    request: http::Request<Full<Bytes>>,
+    request: http::Request<BufferedBody>,
     depth: u8,
 ) -> Result<http::Response<HyperOutgoingBody>, HostError> {
     let name = component.spec.name.clone();
@@ -121,7 +121,7 @@ pub(crate) async fn get(
     let name = component.spec.name.clone();
     let request = http::Request::get(path_and_query)
         .header(http::header::HOST, "localhost")
-        .body(Full::new(Bytes::new()))
+        .body(BufferedBody::default())
         .map_err(|e| HostError::ComponentFailed { component: name.clone(), error: e.into() })?;
     let response = serve(component, request, 0).await?;
     let status = response.status();

@@ -21,6 +21,7 @@ use tracing::Instrument;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::error::{full, json_error};
+use super::front_door::ClientAddr;
 use super::guest;
 use crate::Host;
 use crate::hub::Subscription;
@@ -69,6 +70,24 @@ pub(super) fn accept(
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return response;
     }
+    // Once upgraded the socket leaves the HTTP connection's count; it stays
+    // under its address's cap.
+    let client = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+    let admission = match client.map(|ip| host.connections.admit_upgraded(ip)) {
+        Some(Err(_)) => {
+            crate::metrics::global().refused("websockets_per_ip");
+            let mut response = json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "Too many connections from this address; close some and retry.",
+                request_id,
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
+        }
+        Some(Ok(admission)) => Some(admission),
+        None => None,
+    };
     let after = request
         .uri()
         .query()
@@ -80,6 +99,7 @@ pub(super) fn accept(
     let span = tracing::info_span!("websocket", path = %endpoint.path, topic = %endpoint.topic, request_id);
     tokio::spawn(
         async move {
+            let _admission = admission;
             match upgrade.await {
                 Ok(upgraded) => {
                     let config = WebSocketConfig::default()

@@ -1,6 +1,9 @@
 //! Where each component's data lives: a SQLite file of its own under the data
-//! dir, or a PostgreSQL schema owned by a login role of its own (so the
-//! database itself, not the host, stops it from touching other schemas).
+//! dir, sandboxed by SQLite itself (`wharf-sqlite-sandbox`: authorizer,
+//! limits, deadlines), or a PostgreSQL schema owned by a login role of its
+//! own (so the database itself, not the host, stops it from touching other
+//! schemas). Either way a connection goes back to its pool only when it is
+//! clean: no open transaction, no session state, no deadline left behind.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -16,6 +19,8 @@ use crate::manifest::ComponentName;
 
 /// How long a statement waits for SQLite's write lock before `unavailable`.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a component's statement waits for a PostgreSQL lock.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for a pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,6 +45,17 @@ pub enum Database {
         /// same cluster (roles are cluster-wide): a short hash of its name.
         role_suffix: String,
     },
+}
+
+/// What a component's pool is sized and bounded by (from its manifest limits).
+#[derive(Debug, Clone, Copy)]
+pub struct DbLimits {
+    /// Connections the pool may open.
+    pub connections: u32,
+    /// Largest value or result, in bytes.
+    pub query_bytes: u64,
+    /// The component's request deadline: no statement outlives it.
+    pub deadline: Duration,
 }
 
 /// One component's database handle.
@@ -101,7 +117,8 @@ impl Database {
     }
 
     /// Opens (creating on first use) the database of `component`.
-    pub async fn component(&self, component: &ComponentName, connections: u32) -> anyhow::Result<ComponentDb> {
+    pub async fn component(&self, component: &ComponentName, limits: DbLimits) -> anyhow::Result<ComponentDb> {
+        let connections = limits.connections;
         match self {
             Self::Sqlite { dir } => {
                 let path = dir.join(format!("{component}.sqlite"));
@@ -114,9 +131,28 @@ impl Database {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true);
+                let sandbox = wharf_sqlite_sandbox::Limits::for_query_bytes(limits.query_bytes);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            let mut handle = conn.lock_handle().await?;
+                            wharf_sqlite_sandbox::install(handle.as_raw_handle(), &sandbox)
+                                .map_err(|e| sqlx::Error::Configuration(e.into()))
+                        })
+                    })
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            // Waits for a statement still running (it stops
+                            // at its deadline), then clears the deadline; a
+                            // connection left inside a transaction is closed.
+                            let mut handle = conn.lock_handle().await?;
+                            let raw = handle.as_raw_handle();
+                            let _ = wharf_sqlite_sandbox::set_deadline(raw, None);
+                            Ok(wharf_sqlite_sandbox::is_autocommit(raw))
+                        })
+                    })
                     .connect_with(options)
                     .await
                     .with_context(|| format!("failed to open `{}`", path.display()))?;
@@ -125,15 +161,26 @@ impl Database {
             Self::Postgres { admin, options, secret, role_suffix } => {
                 let role = format!("wharf_{component}_{role_suffix}");
                 let password = derive_password(secret, &role);
-                provision_postgres(admin, component.as_str(), &role, &password).await?;
+                provision_postgres(admin, component.as_str(), &role, &password, &limits).await?;
                 let options = (**options)
                     .clone()
                     .username(&role)
                     .password(&password)
-                    .options([("search_path", component.as_str())]);
+                    .options([("search_path", component.as_str())])
+                    // `DISCARD ALL` on release drops prepared statements too.
+                    .statement_cache_capacity(0);
                 let pool = PgPoolOptions::new()
                     .max_connections(connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            // Clears everything a session can keep (settings,
+                            // temporary tables, advisory locks, LISTENs); it
+                            // fails inside a transaction, and then the
+                            // connection is closed instead of reused.
+                            Ok(sqlx::Executor::execute(conn, "DISCARD ALL").await.is_ok())
+                        })
+                    })
                     .connect_with(options)
                     .await
                     .with_context(|| format!("failed to connect to PostgreSQL as role `{role}`"))?;
@@ -146,7 +193,13 @@ impl Database {
 /// Creates the component's role and schema if missing. The role owns only
 /// its schema; other components' schemas are owned by other roles, so
 /// PostgreSQL itself refuses cross-component access.
-async fn provision_postgres(admin: &PgPool, schema: &str, role: &str, password: &str) -> anyhow::Result<()> {
+async fn provision_postgres(
+    admin: &PgPool,
+    schema: &str,
+    role: &str,
+    password: &str,
+    limits: &DbLimits,
+) -> anyhow::Result<()> {
     let mut conn = admin.acquire().await?;
     // Serialise provisioning across hosts starting at once.
     sqlx::query("SELECT pg_advisory_lock(hashtext('wharf-provision'))").execute(&mut *conn).await?;
@@ -169,6 +222,23 @@ async fn provision_postgres(admin: &PgPool, schema: &str, role: &str, password: 
         ))
         .execute(&mut *conn)
         .await?;
+        // Session defaults of the role: the host also bounds each statement
+        // by what is left of its request's deadline.
+        let deadline_ms = limits.deadline.as_millis().max(1);
+        let lock_ms = deadline_ms.min(LOCK_TIMEOUT.as_millis());
+        sqlx::raw_sql(&format!(
+            "ALTER ROLE {role_id} SET statement_timeout = '{deadline_ms}ms';
+             ALTER ROLE {role_id} SET lock_timeout = '{lock_ms}ms';
+             ALTER ROLE {role_id} SET idle_in_transaction_session_timeout = '{}ms'",
+            deadline_ms + 1000
+        ))
+        .execute(&mut *conn)
+        .await?;
+        // PostgreSQL 15 no longer lets everyone create objects in `public`;
+        // older servers do, so revoke it there too.
+        if let Err(e) = sqlx::raw_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC").execute(&mut *conn).await {
+            tracing::warn!(error = %e, "cannot revoke CREATE on schema public from PUBLIC; components may create objects there");
+        }
         anyhow::Ok(())
     }
     .await;

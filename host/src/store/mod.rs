@@ -10,11 +10,16 @@ pub mod migrate;
 pub mod sql;
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::SqliteConnection;
+use wharf_sqlite_sandbox::{self as sandbox, Refusal};
 
 use tokio::sync::Notify;
 use wasmtime::component::{HasData, Linker};
 
-pub use backend::{ComponentDb, Database};
+pub use backend::{ComponentDb, Database, DbLimits};
 pub use sql::ResultCaps;
 
 use crate::capability::store::{self, Error, ExecResult, Host, Rows, Value};
@@ -32,14 +37,30 @@ pub struct StoreCtx {
     db: Option<ComponentDb>,
     tx: Option<OpenTx>,
     caps: ResultCaps,
+    /// When the request or job ends: no statement runs past it.
+    deadline: Option<Instant>,
     /// Woken after a commit that enqueued jobs, so workers start at once.
     notify_on_commit: Option<Arc<Notify>>,
+    /// Run, in order, after the open transaction commits (hub publishes).
+    after_commit: Vec<AfterCommit>,
+}
+
+/// Work that waits for the open transaction to commit.
+pub(crate) type AfterCommit = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Who wrote a statement: the component (checked by the engine's sandbox
+/// first) or the host itself (the queue's own SQL).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Author {
+    Component,
+    Host,
 }
 
 impl StoreCtx {
-    /// A context on `db` (none when the component has no database).
-    pub fn new(db: Option<ComponentDb>, caps: ResultCaps) -> Self {
-        Self { db, tx: None, caps, notify_on_commit: None }
+    /// A context on `db` (none when the component has no database) whose
+    /// statements stop at `deadline`.
+    pub fn new(db: Option<ComponentDb>, caps: ResultCaps, deadline: Option<Instant>) -> Self {
+        Self { db, tx: None, caps, deadline, notify_on_commit: None, after_commit: Vec::new() }
     }
 
     fn db(&self) -> Result<&ComponentDb, Error> {
@@ -51,46 +72,208 @@ impl StoreCtx {
         self.tx.is_some()
     }
 
+    /// Runs `work` after the open transaction commits (never if it rolls back).
+    pub(crate) fn after_commit(&mut self, work: AfterCommit) {
+        self.after_commit.push(work);
+    }
+
     /// Asks for `notify` to be woken when the open transaction commits.
     pub(crate) fn notify_after_commit(&mut self, notify: Arc<Notify>) {
         self.notify_on_commit = Some(notify);
     }
 
-    /// Runs a statement returning rows, in the open transaction if any.
+    /// Runs the host's own statement returning rows, in the open transaction if any.
     pub(crate) async fn run_query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, Error> {
-        let caps = self.caps;
+        self.query_as(Author::Host, sql, params).await
+    }
+
+    async fn query_as(&mut self, author: Author, sql: &str, params: &[Value]) -> Result<Rows, Error> {
+        refuse_nul(sql)?;
+        let (caps, deadline) = (self.caps, self.deadline);
         match (&mut self.tx, self.db.as_ref()) {
-            (Some(OpenTx::Sqlite(tx)), _) => sql::sqlite_query(&mut **tx, sql, params, caps).await,
-            (Some(OpenTx::Postgres(tx)), _) => sql::pg_query(&mut **tx, sql, params, caps).await,
-            (None, Some(ComponentDb::Sqlite(pool))) => sql::sqlite_query(pool, sql, params, caps).await,
-            (None, Some(ComponentDb::Postgres(pool))) => sql::pg_query(pool, sql, params, caps).await,
+            (Some(OpenTx::Sqlite(tx)), _) => query_sqlite(&mut **tx, author, sql, params, caps, deadline).await,
+            (Some(OpenTx::Postgres(tx)), _) => {
+                let conn = &mut **tx;
+                prepare_postgres(conn, deadline).await?;
+                sql::pg_query(conn, sql, params, caps).await
+            }
+            (None, Some(ComponentDb::Sqlite(pool))) => {
+                let mut conn = pool.acquire().await.map_err(sql::map_error)?;
+                query_sqlite(&mut conn, author, sql, params, caps, deadline).await
+            }
+            (None, Some(ComponentDb::Postgres(pool))) => {
+                let mut conn = pool.acquire().await.map_err(sql::map_error)?;
+                prepare_postgres(&mut conn, deadline).await?;
+                sql::pg_query(&mut *conn, sql, params, caps).await
+            }
             (None, None) => Err(Error::Unavailable("this component has no database".into())),
         }
     }
 
-    /// Runs a statement changing rows, in the open transaction if any.
-    pub(crate) async fn run_execute(&mut self, sql: &str, params: &[Value]) -> Result<ExecResult, Error> {
+    async fn execute_as(&mut self, author: Author, sql: &str, params: &[Value]) -> Result<ExecResult, Error> {
+        refuse_nul(sql)?;
+        let (caps, deadline) = (self.caps, self.deadline);
         match (&mut self.tx, self.db.as_ref()) {
-            (Some(OpenTx::Sqlite(tx)), _) => sql::sqlite_execute(&mut **tx, sql, params).await,
-            (Some(OpenTx::Postgres(tx)), _) => sql::pg_execute(&mut **tx, sql, params).await,
-            (None, Some(ComponentDb::Sqlite(pool))) => sql::sqlite_execute(pool, sql, params).await,
-            (None, Some(ComponentDb::Postgres(pool))) => sql::pg_execute(pool, sql, params).await,
+            (Some(OpenTx::Sqlite(tx)), _) => execute_sqlite(&mut **tx, author, sql, params, caps, deadline).await,
+            (Some(OpenTx::Postgres(tx)), _) => {
+                let conn = &mut **tx;
+                prepare_postgres(conn, deadline).await?;
+                sql::pg_execute(conn, sql, params).await
+            }
+            (None, Some(ComponentDb::Sqlite(pool))) => {
+                let mut conn = pool.acquire().await.map_err(sql::map_error)?;
+                execute_sqlite(&mut conn, author, sql, params, caps, deadline).await
+            }
+            (None, Some(ComponentDb::Postgres(pool))) => {
+                let mut conn = pool.acquire().await.map_err(sql::map_error)?;
+                prepare_postgres(&mut conn, deadline).await?;
+                sql::pg_execute(&mut *conn, sql, params).await
+            }
             (None, None) => Err(Error::Unavailable("this component has no database".into())),
         }
     }
+}
+
+/// Both engines read SQL text only up to a NUL (PostgreSQL's protocol
+/// cannot even carry one), so text holding one would not be what runs.
+fn refuse_nul(sql: &str) -> Result<(), Error> {
+    match sql.contains('\0') {
+        true => Err(Error::AccessDenied("the SQL text contains a NUL character".into())),
+        false => Ok(()),
+    }
+}
+
+/// A statement returning rows on SQLite: the component's through the
+/// sandbox, the host's own through sqlx.
+async fn query_sqlite(
+    conn: &mut SqliteConnection,
+    author: Author,
+    sql: &str,
+    params: &[Value],
+    caps: ResultCaps,
+    deadline: Option<Instant>,
+) -> Result<Rows, Error> {
+    match author {
+        Author::Component => {
+            let output = run_sandboxed(conn, sql, params, caps, deadline, true).await?;
+            Ok(Rows { columns: output.columns, rows: output.rows.into_iter().map(from_sandbox_row).collect() })
+        }
+        Author::Host => sql::sqlite_query(conn, sql, params, caps).await,
+    }
+}
+
+/// A statement changing rows on SQLite (see [`query_sqlite`]).
+async fn execute_sqlite(
+    conn: &mut SqliteConnection,
+    author: Author,
+    sql: &str,
+    params: &[Value],
+    caps: ResultCaps,
+    deadline: Option<Instant>,
+) -> Result<ExecResult, Error> {
+    match author {
+        Author::Component => {
+            let output = run_sandboxed(conn, sql, params, caps, deadline, false).await?;
+            Ok(ExecResult { rows_affected: output.changes, last_insert_id: Some(output.last_insert_rowid) })
+        }
+        Author::Host => sql::sqlite_execute(conn, sql, params).await,
+    }
+}
+
+/// Runs a component's statement through the sandbox on the locked raw
+/// connection: checked by SQLite's parser and authorizer, stopped at the
+/// deadline, each value charged to the result caps before it is copied. The
+/// statement runs on this thread (`block_in_place` hands the runtime's other
+/// work to another thread meanwhile).
+async fn run_sandboxed(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    params: &[Value],
+    caps: ResultCaps,
+    deadline: Option<Instant>,
+    keep_rows: bool,
+) -> Result<wharf_sqlite_sandbox::Output, Error> {
+    let params: Vec<sandbox::Value> = params.iter().map(to_sandbox).collect();
+    let budget = sandbox::Budget { rows: caps.rows, bytes: caps.bytes };
+    let mut handle = conn.lock_handle().await.map_err(sql::map_error)?;
+    let raw = handle.as_raw_handle();
+    sandbox::set_deadline(raw, deadline).map_err(|e| Error::Unavailable(e.to_string()))?;
+    let result = tokio::task::block_in_place(|| sandbox::run(raw, sql, &params, budget, keep_rows));
+    let stopped = sandbox::deadline_passed(raw);
+    result.map_err(|error| match error {
+        _ if stopped => Error::Unavailable("the statement ran past the request's deadline and was stopped".into()),
+        sandbox::RunError::Refused(Refusal::Invalid(message)) => Error::QueryFailed(message),
+        sandbox::RunError::Refused(refusal @ (Refusal::NotInstalled | Refusal::Install(_))) => {
+            Error::Unavailable(refusal.to_string())
+        }
+        sandbox::RunError::Refused(refusal) => Error::AccessDenied(refusal.to_string()),
+        sandbox::RunError::TooLarge(message) => Error::TooLarge(message),
+        sandbox::RunError::Bind { .. } => Error::QueryFailed(error.to_string()),
+        sandbox::RunError::Sqlite { code, message } => match code & 0xff {
+            // CONSTRAINT
+            19 => Error::ConstraintViolation(message),
+            // BUSY, LOCKED, INTERRUPT
+            5 | 6 | 9 => Error::Unavailable(message),
+            // NOMEM (SQLite's heap limit), TOOBIG (the value limit)
+            7 | 18 => Error::TooLarge(message),
+            // AUTH: the authorizer
+            23 => Error::AccessDenied(message),
+            _ => Error::QueryFailed(message),
+        },
+    })
+}
+
+fn to_sandbox(value: &Value) -> sandbox::Value {
+    match value {
+        Value::Null => sandbox::Value::Null,
+        Value::Integer(n) => sandbox::Value::Integer(*n),
+        Value::Real(f) => sandbox::Value::Real(*f),
+        Value::Text(t) => sandbox::Value::Text(t.clone()),
+        Value::Blob(b) => sandbox::Value::Blob(b.clone()),
+    }
+}
+
+fn from_sandbox_row(row: Vec<sandbox::Value>) -> Vec<Value> {
+    row.into_iter()
+        .map(|value| match value {
+            sandbox::Value::Null => Value::Null,
+            sandbox::Value::Integer(n) => Value::Integer(n),
+            sandbox::Value::Real(f) => Value::Real(f),
+            sandbox::Value::Text(t) => Value::Text(t),
+            sandbox::Value::Blob(b) => Value::Blob(b),
+        })
+        .collect()
+}
+
+/// Before a statement on PostgreSQL: its `statement_timeout` is what is left
+/// of the request's deadline (the server cancels it then). The setting is
+/// session state, cleared by `DISCARD ALL` when the connection is released.
+async fn prepare_postgres(conn: &mut PgConnection, deadline: Option<Instant>) -> Result<(), Error> {
+    let Some(deadline) = deadline else { return Ok(()) };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(Error::Unavailable("the request's deadline has passed".into()));
+    }
+    let millis = left.as_millis().clamp(1, i32::MAX as u128).to_string();
+    sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+        .bind(millis)
+        .execute(conn)
+        .await
+        .map_err(sql::map_error)?;
+    Ok(())
 }
 
 impl Host for StoreCtx {
     #[tracing::instrument(skip_all, name = "store.query")]
     async fn query(&mut self, sql: String, params: Vec<Value>) -> Result<Rows, Error> {
         guard::check_statement(&sql).map_err(Error::AccessDenied)?;
-        self.run_query(&sql, &params).await
+        self.query_as(Author::Component, &sql, &params).await
     }
 
     #[tracing::instrument(skip_all, name = "store.execute")]
     async fn execute(&mut self, sql: String, params: Vec<Value>) -> Result<ExecResult, Error> {
         guard::check_statement(&sql).map_err(Error::AccessDenied)?;
-        self.run_execute(&sql, &params).await
+        self.execute_as(Author::Component, &sql, &params).await
     }
 
     async fn begin(&mut self) -> Result<(), Error> {
@@ -115,15 +298,20 @@ impl Host for StoreCtx {
             Some(OpenTx::Sqlite(tx)) => tx.commit().await,
             Some(OpenTx::Postgres(tx)) => tx.commit().await,
         };
+        let after = std::mem::take(&mut self.after_commit);
         committed.map_err(sql::map_error)?;
         if let Some(notify) = self.notify_on_commit.take() {
             notify.notify_waiters();
+        }
+        for work in after {
+            work.await;
         }
         Ok(())
     }
 
     async fn rollback(&mut self) -> Result<(), Error> {
         self.notify_on_commit = None;
+        self.after_commit.clear();
         let rolled_back = match self.tx.take() {
             None => return Err(Error::TransactionState("no transaction is open".into())),
             Some(OpenTx::Sqlite(tx)) => tx.rollback().await,

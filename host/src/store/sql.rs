@@ -91,11 +91,26 @@ pub(crate) fn map_error(error: sqlx::Error) -> Error {
                 | sqlx::error::ErrorKind::ForeignKeyViolation
                 | sqlx::error::ErrorKind::NotNullViolation
                 | sqlx::error::ErrorKind::CheckViolation => Error::ConstraintViolation(message),
+                _ if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
+                    // SQLite's primary result code (the low byte of the extended one).
+                    match db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff) {
+                        // BUSY, LOCKED, INTERRUPT (the sandbox's deadline).
+                        Some(5 | 6 | 9) => Error::Unavailable(message),
+                        // NOMEM (the sandbox's heap limit), TOOBIG (its value limit).
+                        Some(7 | 18) => Error::TooLarge(message),
+                        // AUTH: the sandbox's authorizer.
+                        Some(23) => Error::AccessDenied(message),
+                        _ => Error::QueryFailed(message),
+                    }
+                }
                 _ => match db.code().as_deref() {
-                    // PostgreSQL insufficient_privilege: another component's schema.
+                    // insufficient_privilege: another component's schema.
                     Some("42501") => Error::AccessDenied(message),
-                    // SQLite BUSY/LOCKED; PostgreSQL serialization/deadlock.
-                    Some("5" | "6" | "40001" | "40P01") => Error::Unavailable(message),
+                    // Serialization failure, deadlock, lock or statement
+                    // timeout (the request's deadline), idle transaction ended.
+                    Some("40001" | "40P01" | "55P03" | "57014" | "25P03") => Error::Unavailable(message),
+                    // program_limit_exceeded, out_of_memory.
+                    Some("54000" | "53200") => Error::TooLarge(message),
                     _ => Error::QueryFailed(message),
                 },
             }

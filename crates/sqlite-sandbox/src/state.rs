@@ -1,0 +1,101 @@
+//! What the sandbox keeps per connection, in SQLite's client data (freed by
+//! SQLite when the connection closes): the deadline, and whether a
+//! statement is being inspected rather than run.
+
+use std::ffi::{CStr, c_int, c_void};
+use std::sync::Mutex;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// The client data key.
+pub(crate) const KEY: &CStr = c"wharf.sandbox";
+
+/// Per-connection sandbox state. Atomics, because SQLite calls back on the
+/// thread running the statement while the host sets the deadline.
+#[derive(Default)]
+pub(crate) struct ConnState {
+    /// Milliseconds after [`epoch`] when statements must stop; 0 = never.
+    deadline_ms: AtomicU64,
+    /// Set when the progress handler stopped a statement.
+    passed: AtomicBool,
+    /// Set while [`crate::check_statement`] compiles the component's text.
+    inspecting: AtomicBool,
+    /// Why the authorizer last refused something, for the component's error.
+    denial: Mutex<Option<String>>,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn millis_since_epoch(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl ConnState {
+    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
+        self.passed.store(false, Ordering::Relaxed);
+        self.deadline_ms.store(deadline.map_or(0, millis_since_epoch), Ordering::Release);
+    }
+
+    pub(crate) fn deadline_passed(&self) -> bool {
+        self.passed.load(Ordering::Relaxed)
+    }
+
+    /// Marks the connection as inspecting until the guard drops.
+    pub(crate) fn inspect(&self) -> Inspecting<'_> {
+        self.inspecting.store(true, Ordering::Release);
+        self.take_denial();
+        Inspecting(self)
+    }
+
+    pub(crate) fn inspecting(&self) -> bool {
+        self.inspecting.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn record_denial(&self, reason: String) {
+        if let Ok(mut slot) = self.denial.lock() {
+            slot.get_or_insert(reason);
+        }
+    }
+
+    pub(crate) fn take_denial(&self) -> Option<String> {
+        self.denial.lock().ok().and_then(|mut slot| slot.take())
+    }
+
+    fn past_deadline(&self) -> bool {
+        let deadline = self.deadline_ms.load(Ordering::Acquire);
+        deadline != 0 && millis_since_epoch(Instant::now()) >= deadline
+    }
+}
+
+/// Ends an inspection.
+pub(crate) struct Inspecting<'a>(&'a ConnState);
+
+impl Drop for Inspecting<'_> {
+    fn drop(&mut self) {
+        self.0.inspecting.store(false, Ordering::Release);
+    }
+}
+
+/// SQLite's progress handler: a non-zero answer interrupts the statement.
+pub(crate) unsafe extern "C" fn progress(state: *mut c_void) -> c_int {
+    // SAFETY: registered with the connection's own `ConnState`, which lives
+    // as long as the connection.
+    let Some(state) = (unsafe { state.cast::<ConnState>().as_ref() }) else { return 0 };
+    if state.past_deadline() {
+        state.passed.store(true, Ordering::Relaxed);
+        return 1;
+    }
+    0
+}
+
+/// Frees the state when SQLite closes the connection.
+pub(crate) unsafe extern "C" fn destroy(state: *mut c_void) {
+    if !state.is_null() {
+        // SAFETY: made by `Box::into_raw` in `install`; SQLite calls this once.
+        drop(unsafe { Box::from_raw(state.cast::<ConnState>()) });
+    }
+}

@@ -1,0 +1,222 @@
+//! The sandbox against real SQLite: what a component may and may not do.
+
+#![allow(clippy::unwrap_used)]
+
+use std::ffi::{CStr, CString};
+use std::ptr::{self, NonNull};
+use std::time::{Duration, Instant};
+
+use libsqlite3_sys as ffi;
+
+use super::*;
+
+struct Db(NonNull<ffi::sqlite3>);
+
+impl Db {
+    fn open(path: &str) -> Self {
+        let path = CString::new(path).unwrap();
+        let mut db = ptr::null_mut();
+        let flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE;
+        // SAFETY: test code opening a fresh connection.
+        assert_eq!(unsafe { ffi::sqlite3_open_v2(path.as_ptr(), &mut db, flags, ptr::null()) }, ffi::SQLITE_OK);
+        let db = Self(NonNull::new(db).unwrap());
+        install(db.0, &Limits::for_query_bytes(1 << 20)).unwrap();
+        db
+    }
+
+    fn memory() -> Self {
+        Self::open(":memory:")
+    }
+
+    /// Runs `sql` as the host would run a checked statement.
+    fn exec(&self, sql: &str) -> Result<(), String> {
+        let sql = CString::new(sql).unwrap();
+        let mut error = ptr::null_mut();
+        // SAFETY: test code; the error message is freed below.
+        let rc = unsafe { ffi::sqlite3_exec(self.0.as_ptr(), sql.as_ptr(), None, ptr::null_mut(), &mut error) };
+        if rc == ffi::SQLITE_OK {
+            return Ok(());
+        }
+        // SAFETY: SQLite's message, freed with sqlite3_free.
+        let message = unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned();
+        unsafe { ffi::sqlite3_free(error.cast()) };
+        Err(message)
+    }
+
+    /// A component's statement: checked, then run.
+    fn run(&self, sql: &str) -> Result<(), String> {
+        check_statement(self.0, sql).map_err(|e| e.to_string())?;
+        self.exec(sql)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // SAFETY: closing the test's own connection.
+        unsafe { ffi::sqlite3_close(self.0.as_ptr()) };
+    }
+}
+
+#[test]
+fn ordinary_ddl_and_dml_on_the_own_database_pass() {
+    let db = Db::memory();
+    for sql in [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, doc TEXT)",
+        "CREATE INDEX t_doc ON t (doc)",
+        "INSERT INTO t (name, doc) VALUES ('a', '{\"n\": 1}') RETURNING id",
+        "UPDATE t SET name = upper(name) WHERE json_extract(doc, '$.n') = 1",
+        "SELECT name, doc ->> '$.n', count(*) OVER () FROM t WHERE name LIKE 'A%' ORDER BY id LIMIT 5",
+        "SELECT value FROM json_each('[1,2,3]')",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100) SELECT sum(x) FROM c",
+        "ALTER TABLE t ADD COLUMN extra INTEGER",
+        "ALTER TABLE t RENAME COLUMN extra TO more",
+        "ALTER TABLE t RENAME TO t2",
+        "CREATE VIEW v AS SELECT name FROM t2",
+        "CREATE TRIGGER tr AFTER INSERT ON t2 BEGIN UPDATE t2 SET more = 1 WHERE id = new.id; END",
+        "INSERT INTO t2 (name) VALUES ('b')",
+        "SELECT name, strftime('%Y', 'now'), unixepoch() FROM v",
+        "SELECT name FROM sqlite_schema",
+        "DELETE FROM t2",
+        "DROP VIEW v",
+        "DROP TABLE t2",
+        "  SELECT 1; -- a trailing comment",
+        "SELECT 1 /* a block */ ; /* and another */ ",
+    ] {
+        db.run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+#[test]
+fn other_databases_files_pragmas_and_extensions_are_refused() {
+    let dir = std::env::temp_dir().join(format!("wharf-sandbox-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let outside = dir.join("stolen.sqlite");
+    let outside = outside.display();
+    let db = Db::open(&dir.join("own.sqlite").display().to_string());
+    db.run("CREATE TABLE t (x)").unwrap();
+    for sql in [
+        format!("ATTACH DATABASE '{outside}' AS o"),
+        format!("attach   \"{outside}\" as [o]"),
+        format!("ATTACH 'file:{outside}?mode=rwc' AS o"),
+        "DETACH DATABASE main".into(),
+        "PRAGMA journal_mode = DELETE".into(),
+        "pragma main.writable_schema = 1".into(),
+        "PrAgMa database_list".into(),
+        "SELECT * FROM pragma_database_list".into(),
+        "SELECT file FROM main.pragma_database_list".into(),
+        "SELECT count(*) FROM pragma_table_info('t')".into(),
+        "SELECT * FROM PRAGMA_compile_options".into(),
+        "VACUUM".into(),
+        format!("VACUUM INTO '{outside}'"),
+        format!("VACUUM main INTO '{outside}'"),
+        "SELECT load_extension('/tmp/evil.so')".into(),
+        "SELECT sqlite_compileoption_used('x')".into(),
+        "CREATE TEMP TABLE s (x)".into(),
+        "CREATE TEMPORARY VIEW s AS SELECT 1".into(),
+        "SELECT * FROM temp.items".into(),
+        "CREATE VIRTUAL TABLE f USING fts5(x)".into(),
+        "SELECT * FROM dbstat".into(),
+        "SELECT * FROM sqlite_dbpage".into(),
+        "SELECT instr(x, 'a') FROM t".into(),
+        "SELECT replace('aaa', 'a', 'b')".into(),
+        "SELECT trim('xx', 'x')".into(),
+        "BEGIN".into(),
+        "begin immediate transaction".into(),
+        "COMMIT".into(),
+        "END".into(),
+        "SAVEPOINT s".into(),
+        "RELEASE s".into(),
+        "ROLLBACK".into(),
+    ] {
+        assert!(db.run(&sql).is_err(), "{sql} was allowed");
+    }
+    assert!(!dir.join("stolen.sqlite").exists(), "a file was written outside the component's database");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_host_may_still_control_transactions() {
+    let db = Db::memory();
+    db.exec("BEGIN IMMEDIATE; CREATE TABLE t (x); SAVEPOINT a; RELEASE a; COMMIT").unwrap();
+    assert!(is_autocommit(db.0));
+}
+
+#[test]
+fn one_statement_per_call_as_sqlite_parses_it() {
+    let db = Db::memory();
+    db.run("CREATE TABLE t (x TEXT)").unwrap();
+    for (sql, refusal) in [
+        ("", Refusal::Empty),
+        ("  -- only a comment", Refusal::Empty),
+        ("/* only */ ;", Refusal::Empty),
+        ("SELECT 1; SELECT 2", Refusal::Several),
+        ("SELECT 1;\nDROP TABLE t", Refusal::Several),
+        ("SELECT 1 -- \n; DELETE FROM t", Refusal::Several),
+        ("SELECT 'a;' ; SELECT \"b\"", Refusal::Several),
+        ("SELECT 1; garbage", Refusal::Several),
+        ("SELECT 1;\0 ATTACH 'x' AS y", Refusal::Nul),
+        ("SELECT '\0'", Refusal::Nul),
+    ] {
+        let got = check_statement(db.0, sql);
+        match (&got, &refusal) {
+            (Err(Refusal::Invalid(_)), Refusal::Invalid(_)) => {}
+            _ => assert_eq!(got, Err(refusal), "{sql:?}"),
+        }
+    }
+    // Quotes and comments that hide a semicolon are one statement.
+    for sql in [
+        "INSERT INTO t VALUES ('a;b')",
+        "INSERT INTO t VALUES ('it''s; fine') -- ; DROP TABLE t",
+        "SELECT x AS \"odd;name\" FROM t /* ; */",
+        "SELECT [x;] FROM (SELECT 1 AS [x;])",
+        "SELECT `x;` FROM (SELECT 1 AS `x;`)",
+        "SELECT x'00ff'",
+        "SELECT '\u{1}\u{7f}\u{1b}[0m'",
+        // SQLite accepts a comment left open at the end.
+        "SELECT 1 /* unterminated",
+    ] {
+        db.run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+#[test]
+fn values_over_the_cap_are_refused_before_they_exist() {
+    let db = Db::memory();
+    assert!(db.run("SELECT randomblob(1048576)").is_ok());
+    for sql in [
+        "SELECT randomblob(1048577)",
+        "SELECT zeroblob(1000000000)",
+        "WITH RECURSIVE c(s) AS (SELECT 'x' UNION ALL SELECT s || s FROM c) SELECT length(s) FROM c",
+    ] {
+        let err = db.run(sql).expect_err(sql);
+        assert!(err.contains("too big"), "{sql}: {err}");
+    }
+    // printf stops growing at the cap (its result is cut, not an error).
+    db.run("SELECT printf('%.*c', 1000000000, 'x')").unwrap();
+    let long_sql = format!("SELECT '{}'", "x".repeat(2 << 20));
+    assert!(db.run(&long_sql).is_err());
+}
+
+#[test]
+fn a_runaway_statement_stops_at_its_deadline() {
+    let db = Db::memory();
+    set_deadline(db.0, Some(Instant::now() + Duration::from_millis(200))).unwrap();
+    let started = Instant::now();
+    let err =
+        db.run("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c").unwrap_err();
+    assert!(err.contains("interrupt"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(deadline_passed(db.0));
+    set_deadline(db.0, None).unwrap();
+    assert!(!deadline_passed(db.0));
+    db.run("SELECT 1").unwrap();
+}
+
+#[test]
+fn denials_say_why() {
+    let db = Db::memory();
+    let err = check_statement(db.0, "SELECT load_extension('x')").unwrap_err();
+    assert!(err.to_string().contains("load_extension"), "{err}");
+    let err = check_statement(db.0, "BEGIN").unwrap_err();
+    assert!(err.to_string().contains("store.begin"), "{err}");
+}
