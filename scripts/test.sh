@@ -48,4 +48,4 @@ else
     banner "openapi-spec-validator could not be installed in $py_venv: the OpenAPI validator test will be SKIPPED"
 fi
 echo "==> running tests"
-cargo test --release -p wharf "$@"
+cargo test --release -p wharf -p wharf-sqlite-sandbox -p wharf-fuzz-checks "$@"

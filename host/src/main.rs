@@ -110,7 +110,7 @@ struct LimitArgs {
     #[arg(long, default_value_t = 10_000, env = "WHARF_MAX_CONNECTIONS")]
     max_connections: usize,
     /// Open connections (WebSockets included) from one client address.
-    #[arg(long, default_value_t = 256, env = "WHARF_MAX_CONNECTIONS_PER_IP")]
+    #[arg(long, default_value_t = 1024, env = "WHARF_MAX_CONNECTIONS_PER_IP")]
     max_connections_per_ip: usize,
 }
 

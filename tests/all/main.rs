@@ -8,6 +8,7 @@ mod default_manifest;
 mod support;
 mod upstream;
 
+mod abuse;
 mod acme;
 mod browser;
 mod compile_cache;

@@ -22,6 +22,7 @@
 #![allow(unsafe_code)]
 
 mod authorizer;
+mod connection;
 mod run;
 mod state;
 
@@ -32,6 +33,7 @@ use std::time::Instant;
 use libsqlite3_sys as ffi;
 
 pub use authorizer::ALLOWED_FUNCTIONS;
+pub use connection::Connection;
 pub use run::{Budget, Output, RunError, Value, run};
 use state::ConnState;
 
@@ -149,7 +151,7 @@ pub fn install(db: NonNull<ffi::sqlite3>, limits: &Limits) -> Result<(), Refusal
     Ok(())
 }
 
-fn conn_state<'a>(db: *mut ffi::sqlite3) -> Result<&'a ConnState, Refusal> {
+pub(crate) fn conn_state<'a>(db: *mut ffi::sqlite3) -> Result<&'a ConnState, Refusal> {
     // SAFETY: the pointer was stored by `install` and lives until the
     // connection closes, which cannot happen while the caller holds it.
     unsafe { ffi::sqlite3_get_clientdata(db, state::KEY.as_ptr()).cast::<ConnState>().as_ref() }
@@ -203,7 +205,7 @@ fn prepare_checked(db: *mut ffi::sqlite3, sql: &str) -> Result<run::Statement, R
 
 /// Compiles the first statement of `sql`: it (if there was one), and the
 /// text after it.
-fn compile<'s>(
+pub(crate) fn compile<'s>(
     db: *mut ffi::sqlite3,
     state: &ConnState,
     sql: &'s [u8],

@@ -65,6 +65,9 @@ pub enum RunError {
         /// SQLite's reason.
         message: String,
     },
+    /// The statement ran past its deadline and was stopped.
+    #[error("the statement ran past the deadline and was stopped")]
+    DeadlinePassed,
     /// SQLite failed the statement: its primary and extended result codes, and message.
     #[error("{message}")]
     Sqlite {
@@ -122,6 +125,32 @@ pub fn run(
 ) -> Result<Output, RunError> {
     let db = db.as_ptr();
     let stmt = crate::prepare_checked(db, sql)?;
+    step(db, stmt, params, budget, keep_rows)
+}
+
+/// Runs the host's own single statement: compiled without inspection (the
+/// authorizer still applies), then like [`run`].
+pub(crate) fn run_trusted(
+    db: NonNull<ffi::sqlite3>,
+    sql: &str,
+    params: &[Value],
+    budget: Budget,
+    keep_rows: bool,
+) -> Result<Output, RunError> {
+    let db = db.as_ptr();
+    let state = crate::conn_state(db)?;
+    let (stmt, _) = crate::compile(db, state, sql.as_bytes())?;
+    step(db, stmt.ok_or(Refusal::Empty)?, params, budget, keep_rows)
+}
+
+/// Binds and steps `stmt` to the end under `budget`.
+fn step(
+    db: *mut ffi::sqlite3,
+    stmt: Statement,
+    params: &[Value],
+    budget: Budget,
+    keep_rows: bool,
+) -> Result<Output, RunError> {
     bind(db, &stmt, params)?;
     let s = stmt.0.as_ptr();
     // SAFETY: column metadata of our own statement.

@@ -120,6 +120,28 @@ impl SeenNonces {
     }
 }
 
+/// The payload a host with `secret` sends for `message` on `topic`: tests
+/// use it to send genuine notifications beside forged ones.
+pub fn signed_payload(secret: &[u8], origin: &str, topic: &str, message: &str, sent_ms: i64, nonce: &str) -> String {
+    let secret = Secret(secret.to_vec());
+    let mut envelope = Envelope {
+        origin: origin.into(),
+        topic: topic.into(),
+        message: Some(message.into()),
+        row: None,
+        sent_ms,
+        nonce: nonce.into(),
+        mac: "".into(),
+    };
+    envelope.mac = secret.sign(&envelope).into();
+    serde_json::to_string(&envelope).unwrap_or_default()
+}
+
+/// The channel hosts with `secret` listen on.
+pub fn channel_for(secret: &[u8]) -> String {
+    Secret(secret.to_vec()).channel()
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

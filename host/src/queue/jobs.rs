@@ -3,7 +3,7 @@
 //! statement the queue runs on it. Times are unix milliseconds.
 
 use crate::capability::store::Value;
-use crate::store::{ComponentDb, StoreCtx};
+use crate::store::{ComponentDb, SqliteDb, StoreCtx};
 
 /// Creates the jobs table if missing.
 pub(crate) async fn ensure_table(db: &ComponentDb) -> anyhow::Result<()> {
@@ -31,7 +31,7 @@ pub(crate) async fn ensure_table(db: &ComponentDb) -> anyhow::Result<()> {
         CREATE INDEX IF NOT EXISTS _wharf_jobs_due ON _wharf_jobs (status, run_at, id);"
     );
     match db {
-        ComponentDb::Sqlite(pool) => sqlx::raw_sql(&ddl).execute(pool).await.map(drop)?,
+        ComponentDb::Sqlite(SqliteDb { pool, .. }) => sqlx::raw_sql(&ddl).execute(pool).await.map(drop)?,
         ComponentDb::Postgres(pool) => sqlx::raw_sql(&ddl).execute(pool).await.map(drop)?,
     }
     Ok(())
@@ -122,7 +122,9 @@ pub(crate) async fn claim(db: &ComponentDb, lease_until: i64) -> Result<Option<C
              RETURNING id, queue, payload, CAST(attempts AS BIGINT) AS attempts, CAST(max_attempts AS BIGINT) AS max_attempts"
         );
         let row: Option<(i64, String, String, i64, i64)> = match db {
-            ComponentDb::Sqlite(pool) => sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?,
+            ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
+                sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?
+            }
             ComponentDb::Postgres(pool) => {
                 sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?
             }
@@ -176,7 +178,7 @@ async fn run(
         }};
     }
     match db {
-        ComponentDb::Sqlite(pool) => bind_all!(pool),
+        ComponentDb::Sqlite(SqliteDb { pool, .. }) => bind_all!(pool),
         ComponentDb::Postgres(pool) => bind_all!(pool),
     }
 }
@@ -185,7 +187,9 @@ async fn run(
 pub(crate) async fn prune_done(db: &ComponentDb, before: i64) -> Result<u64, sqlx::Error> {
     let sql = "DELETE FROM _wharf_jobs WHERE status = 'done' AND updated_at < $1";
     let done = match db {
-        ComponentDb::Sqlite(pool) => sqlx::query(sql).bind(before).execute(pool).await?.rows_affected(),
+        ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
+            sqlx::query(sql).bind(before).execute(pool).await?.rows_affected()
+        }
         ComponentDb::Postgres(pool) => sqlx::query(sql).bind(before).execute(pool).await?.rows_affected(),
     };
     Ok(done)
@@ -195,7 +199,7 @@ pub(crate) async fn prune_done(db: &ComponentDb, before: i64) -> Result<u64, sql
 pub(crate) async fn counts(db: &ComponentDb) -> Result<Vec<(String, serde_json::Value)>, sqlx::Error> {
     let sql = "SELECT status, COUNT(*) FROM _wharf_jobs GROUP BY status";
     let rows: Vec<(String, i64)> = match db {
-        ComponentDb::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
+        ComponentDb::Sqlite(SqliteDb { pool, .. }) => sqlx::query_as(sql).fetch_all(pool).await?,
         ComponentDb::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
     };
     Ok(rows.into_iter().map(|(status, n)| (status, n.into())).collect())
@@ -227,7 +231,7 @@ pub(crate) async fn list_dead(db: &ComponentDb, limit: i64, offset: i64) -> Resu
                WHERE status = 'dead' ORDER BY updated_at DESC, id DESC LIMIT $1 OFFSET $2";
     let count = "SELECT COUNT(*) FROM _wharf_jobs WHERE status = 'dead'";
     let (rows, total): (Vec<Row>, i64) = match db {
-        ComponentDb::Sqlite(pool) => (
+        ComponentDb::Sqlite(SqliteDb { pool, .. }) => (
             sqlx::query_as(sql).bind(limit).bind(offset).fetch_all(pool).await?,
             sqlx::query_scalar(count).fetch_one(pool).await?,
         ),
@@ -259,7 +263,9 @@ pub(crate) async fn revive(db: &ComponentDb, id: i64) -> Result<bool, sqlx::Erro
                lease_until = NULL, updated_at = $2 WHERE id = $1 AND status = 'dead'";
     let now = now_ms();
     let changed = match db {
-        ComponentDb::Sqlite(pool) => sqlx::query(sql).bind(id).bind(now).execute(pool).await?.rows_affected(),
+        ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
+            sqlx::query(sql).bind(id).bind(now).execute(pool).await?.rows_affected()
+        }
         ComponentDb::Postgres(pool) => sqlx::query(sql).bind(id).bind(now).execute(pool).await?.rows_affected(),
     };
     Ok(changed == 1)
@@ -269,7 +275,7 @@ pub(crate) async fn revive(db: &ComponentDb, id: i64) -> Result<bool, sqlx::Erro
 pub(crate) async fn discard(db: &ComponentDb, id: i64) -> Result<bool, sqlx::Error> {
     let sql = "DELETE FROM _wharf_jobs WHERE id = $1 AND status = 'dead'";
     let changed = match db {
-        ComponentDb::Sqlite(pool) => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected(),
+        ComponentDb::Sqlite(SqliteDb { pool, .. }) => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected(),
         ComponentDb::Postgres(pool) => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected(),
     };
     Ok(changed == 1)

@@ -177,6 +177,9 @@ pub(crate) const BODY_BUDGET_BYTES: usize = 256 << 20;
 /// more, so the client is reading the 413 rather than a reset.
 const DRAIN_AFTER_REFUSAL: usize = 16 << 20;
 
+/// How long draining waits for more of a refused body.
+const DRAIN_PAUSE: Duration = Duration::from_millis(300);
+
 fn body_budget() -> &'static Arc<Semaphore> {
     static BUDGET: std::sync::LazyLock<Arc<Semaphore>> =
         std::sync::LazyLock::new(|| Arc::new(Semaphore::new(BODY_BUDGET_BYTES)));
@@ -263,13 +266,15 @@ where
     Ok((http::Request::from_parts(parts, BufferedBody::new(bytes, trailers)), held))
 }
 
-/// Reads and drops up to `bound` bytes of what is left of `body`.
+/// Reads and drops up to `bound` bytes of what is left of `body`, for as
+/// long as the client keeps sending (a pause of [`DRAIN_PAUSE`] ends it: a
+/// client waiting for the answer before sending gets it at once).
 async fn drain<B: http_body::Body<Data = Bytes>>(body: B, bound: usize) {
     let mut body = std::pin::pin!(body);
     let mut dropped = 0;
     while dropped < bound {
-        match body.frame().await {
-            Some(Ok(frame)) => dropped += frame.data_ref().map_or(0, Bytes::len),
+        match tokio::time::timeout(DRAIN_PAUSE, body.frame()).await {
+            Ok(Some(Ok(frame))) => dropped += frame.data_ref().map_or(0, Bytes::len),
             _ => return,
         }
     }

@@ -54,7 +54,7 @@ impl Default for ConnectionLimits {
             max_header_bytes: 32 << 10,
             max_headers: 100,
             max_connections: 10_000,
-            max_connections_per_ip: 256,
+            max_connections_per_ip: 1024,
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod front_door;
 pub(crate) mod guest;
 mod rate_limit;
 pub mod request_id;
-mod websocket;
+pub mod websocket;
 
 use std::sync::Arc;
 

@@ -37,7 +37,7 @@ pub(crate) fn check(component: &str, route: &str, limit: RateLimit, client: IpAd
             .or_insert_with(|| Arc::new(RateLimiter::keyed(quota(limit))))
             .clone()
     };
-    if LIMITERS.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
+    if LIMITERS.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY) {
         limiter.retain_recent();
     }
     limiter.check_key(&client).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))

@@ -46,11 +46,7 @@ pub(super) fn accept(
     mut request: http::Request<Incoming>,
     request_id: &str,
 ) -> Response {
-    let headers = request.headers();
-    let is_upgrade =
-        headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
-    let (true, Some(key)) = (is_upgrade, key) else {
+    let Some(Handshake { key, after }) = Handshake::read(request.headers(), request.uri().query()) else {
         let mut response = json_error(
             StatusCode::UPGRADE_REQUIRED,
             "upgrade_required",
@@ -88,10 +84,6 @@ pub(super) fn accept(
         Some(Ok(admission)) => Some(admission),
         None => None,
     };
-    let after = request
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("after=")).map(|v| v.to_owned()));
     // Subscribe before the handshake completes, so nothing published while
     // the replay runs is missed.
     let subscription = host.hub.subscribe(&endpoint.topic, endpoint.buffer as usize);
@@ -123,6 +115,28 @@ pub(super) fn accept(
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
     response
+}
+
+/// What a client's upgrade request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Handshake {
+    /// `Sec-WebSocket-Key`, for the accept key.
+    pub key: HeaderValue,
+    /// `?after=ID`: replay what was published after ID.
+    pub after: Option<String>,
+}
+
+impl Handshake {
+    /// The handshake of a request, or `None` when it is not a WebSocket upgrade.
+    pub fn read(headers: &http::HeaderMap, query: Option<&str>) -> Option<Self> {
+        let is_upgrade = headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        let key = headers.get(header::SEC_WEBSOCKET_KEY).filter(|_| is_upgrade)?.clone();
+        let after = query.and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("after=")).map(str::to_owned));
+        Some(Self { key, after })
+    }
 }
 
 async fn serve_client(

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,6 +16,7 @@ use sha2::Sha256;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use super::sandbox_pool::SandboxPool;
 use crate::manifest::ComponentName;
 
 /// How long a statement waits for SQLite's write lock before `unavailable`.
@@ -58,11 +60,22 @@ pub struct DbLimits {
     pub deadline: Duration,
 }
 
+/// One component's SQLite database: a sqlx pool for the host's own SQL
+/// (queue, migrations, counts) and the sandboxed connections its own
+/// statements run on.
+#[derive(Debug, Clone)]
+pub struct SqliteDb {
+    /// For the host's SQL.
+    pub pool: SqlitePool,
+    /// For the component's SQL.
+    pub(crate) sandbox: Arc<SandboxPool>,
+}
+
 /// One component's database handle.
 #[derive(Debug, Clone)]
 pub enum ComponentDb {
     /// Its SQLite file.
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     /// Its PostgreSQL schema, through its own role.
     Postgres(PgPool),
 }
@@ -142,21 +155,11 @@ impl Database {
                                 .map_err(|e| sqlx::Error::Configuration(e.into()))
                         })
                     })
-                    .after_release(|conn, _| {
-                        Box::pin(async move {
-                            // Waits for a statement still running (it stops
-                            // at its deadline), then clears the deadline; a
-                            // connection left inside a transaction is closed.
-                            let mut handle = conn.lock_handle().await?;
-                            let raw = handle.as_raw_handle();
-                            let _ = wharf_sqlite_sandbox::set_deadline(raw, None);
-                            Ok(wharf_sqlite_sandbox::is_autocommit(raw))
-                        })
-                    })
                     .connect_with(options)
                     .await
                     .with_context(|| format!("failed to open `{}`", path.display()))?;
-                Ok(ComponentDb::Sqlite(pool))
+                let sandbox = SandboxPool::new(path, sandbox, connections);
+                Ok(ComponentDb::Sqlite(SqliteDb { pool, sandbox }))
             }
             Self::Postgres { admin, options, secret, role_suffix } => {
                 let role = format!("wharf_{component}_{role_suffix}");

@@ -29,7 +29,7 @@ const DENIED: &[&str] = &[
 ];
 
 /// Splits `sql` into statements (without their `;`), skipping empty ones.
-pub(crate) fn statements(sql: &str) -> Vec<&str> {
+pub fn statements(sql: &str) -> Vec<&str> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let (mut start, mut i) = (0, 0);
@@ -97,7 +97,7 @@ fn first_keyword(statement: &str) -> Option<String> {
 }
 
 /// Checks one statement from a component; the error says what is refused.
-pub(crate) fn check_statement(sql: &str) -> Result<(), String> {
+pub fn check_statement(sql: &str) -> Result<(), String> {
     match statements(sql).as_slice() {
         [] => Err("the SQL text is empty".into()),
         [one] => check_keyword(one),
@@ -106,7 +106,7 @@ pub(crate) fn check_statement(sql: &str) -> Result<(), String> {
 }
 
 /// Checks each statement of a migration file.
-pub(crate) fn check_script(sql: &str) -> Result<(), String> {
+pub fn check_script(sql: &str) -> Result<(), String> {
     statements(sql).into_iter().try_for_each(check_keyword)
 }
 

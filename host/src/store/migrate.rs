@@ -15,7 +15,7 @@ use anyhow::Context;
 use futures_util::future::BoxFuture;
 use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 
-use super::{ComponentDb, guard};
+use super::{ComponentDb, SqliteDb, guard};
 
 /// One migration, read from disk.
 #[derive(Debug, Clone)]
@@ -102,7 +102,7 @@ pub async fn apply(db: &ComponentDb, files: &[MigrationFile]) -> anyhow::Result<
     // reloads onto tokio, and sqlx's generic `run` defeats the auto-trait
     // check further up.
     let run: BoxFuture<'_, Result<(), MigrateError>> = match db {
-        ComponentDb::Sqlite(pool) => Box::pin(migrator.run(pool)),
+        ComponentDb::Sqlite(SqliteDb { pool, .. }) => Box::pin(migrator.run(pool)),
         ComponentDb::Postgres(pool) => Box::pin(migrator.run(pool)),
     };
     let result = run.await;

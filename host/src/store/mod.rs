@@ -7,19 +7,20 @@
 mod backend;
 pub mod guard;
 pub mod migrate;
+mod sandbox_pool;
 pub mod sql;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use sandbox_pool::{Author, Checkout, Control, PoolError};
 use sqlx::postgres::PgConnection;
-use sqlx::sqlite::SqliteConnection;
 use wharf_sqlite_sandbox::{self as sandbox, Refusal};
 
 use tokio::sync::Notify;
 use wasmtime::component::{HasData, Linker};
 
-pub use backend::{ComponentDb, Database, DbLimits};
+pub use backend::{ComponentDb, Database, DbLimits, SqliteDb};
 pub use sql::ResultCaps;
 
 use crate::capability::store::{self, Error, ExecResult, Host, Rows, Value};
@@ -27,7 +28,7 @@ use crate::state::RequestState;
 
 /// An open transaction on either backend.
 pub(crate) enum OpenTx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Sqlite(Checkout),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -47,14 +48,6 @@ pub struct StoreCtx {
 
 /// Work that waits for the open transaction to commit.
 pub(crate) type AfterCommit = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Who wrote a statement: the component (checked by the engine's sandbox
-/// first) or the host itself (the queue's own SQL).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Author {
-    Component,
-    Host,
-}
 
 impl StoreCtx {
     /// A context on `db` (none when the component has no database) whose
@@ -91,15 +84,15 @@ impl StoreCtx {
         refuse_nul(sql)?;
         let (caps, deadline) = (self.caps, self.deadline);
         match (&mut self.tx, self.db.as_ref()) {
-            (Some(OpenTx::Sqlite(tx)), _) => query_sqlite(&mut **tx, author, sql, params, caps, deadline).await,
+            (Some(OpenTx::Sqlite(tx)), _) => query_sqlite(tx, author, sql, params, caps, deadline).await,
             (Some(OpenTx::Postgres(tx)), _) => {
                 let conn = &mut **tx;
                 prepare_postgres(conn, deadline).await?;
                 sql::pg_query(conn, sql, params, caps).await
             }
-            (None, Some(ComponentDb::Sqlite(pool))) => {
-                let mut conn = pool.acquire().await.map_err(sql::map_error)?;
-                query_sqlite(&mut conn, author, sql, params, caps, deadline).await
+            (None, Some(ComponentDb::Sqlite(db))) => {
+                let checkout = db.sandbox.checkout().await.map_err(pool_error)?;
+                query_sqlite(&checkout, author, sql, params, caps, deadline).await
             }
             (None, Some(ComponentDb::Postgres(pool))) => {
                 let mut conn = pool.acquire().await.map_err(sql::map_error)?;
@@ -114,15 +107,15 @@ impl StoreCtx {
         refuse_nul(sql)?;
         let (caps, deadline) = (self.caps, self.deadline);
         match (&mut self.tx, self.db.as_ref()) {
-            (Some(OpenTx::Sqlite(tx)), _) => execute_sqlite(&mut **tx, author, sql, params, caps, deadline).await,
+            (Some(OpenTx::Sqlite(tx)), _) => execute_sqlite(tx, author, sql, params, caps, deadline).await,
             (Some(OpenTx::Postgres(tx)), _) => {
                 let conn = &mut **tx;
                 prepare_postgres(conn, deadline).await?;
                 sql::pg_execute(conn, sql, params).await
             }
-            (None, Some(ComponentDb::Sqlite(pool))) => {
-                let mut conn = pool.acquire().await.map_err(sql::map_error)?;
-                execute_sqlite(&mut conn, author, sql, params, caps, deadline).await
+            (None, Some(ComponentDb::Sqlite(db))) => {
+                let checkout = db.sandbox.checkout().await.map_err(pool_error)?;
+                execute_sqlite(&checkout, author, sql, params, caps, deadline).await
             }
             (None, Some(ComponentDb::Postgres(pool))) => {
                 let mut conn = pool.acquire().await.map_err(sql::map_error)?;
@@ -143,50 +136,38 @@ fn refuse_nul(sql: &str) -> Result<(), Error> {
     }
 }
 
-/// A statement returning rows on SQLite: the component's through the
-/// sandbox, the host's own through sqlx.
+/// A statement returning rows on SQLite, on a sandboxed connection.
 async fn query_sqlite(
-    conn: &mut SqliteConnection,
+    checkout: &Checkout,
     author: Author,
     sql: &str,
     params: &[Value],
     caps: ResultCaps,
     deadline: Option<Instant>,
 ) -> Result<Rows, Error> {
-    match author {
-        Author::Component => {
-            let output = run_sandboxed(conn, sql, params, caps, deadline, true).await?;
-            Ok(Rows { columns: output.columns, rows: output.rows.into_iter().map(from_sandbox_row).collect() })
-        }
-        Author::Host => sql::sqlite_query(conn, sql, params, caps).await,
-    }
+    let output = run_sandboxed(checkout, author, sql, params, caps, deadline, true).await?;
+    Ok(Rows { columns: output.columns, rows: output.rows.into_iter().map(from_sandbox_row).collect() })
 }
 
-/// A statement changing rows on SQLite (see [`query_sqlite`]).
+/// A statement changing rows on SQLite, on a sandboxed connection.
 async fn execute_sqlite(
-    conn: &mut SqliteConnection,
+    checkout: &Checkout,
     author: Author,
     sql: &str,
     params: &[Value],
     caps: ResultCaps,
     deadline: Option<Instant>,
 ) -> Result<ExecResult, Error> {
-    match author {
-        Author::Component => {
-            let output = run_sandboxed(conn, sql, params, caps, deadline, false).await?;
-            Ok(ExecResult { rows_affected: output.changes, last_insert_id: Some(output.last_insert_rowid) })
-        }
-        Author::Host => sql::sqlite_execute(conn, sql, params).await,
-    }
+    let output = run_sandboxed(checkout, author, sql, params, caps, deadline, false).await?;
+    Ok(ExecResult { rows_affected: output.changes, last_insert_id: Some(output.last_insert_rowid) })
 }
 
-/// Runs a component's statement through the sandbox on the locked raw
-/// connection: checked by SQLite's parser and authorizer, stopped at the
-/// deadline, each value charged to the result caps before it is copied. The
-/// statement runs on this thread (`block_in_place` hands the runtime's other
-/// work to another thread meanwhile).
+/// Runs a statement through the sandbox: a component's is checked by
+/// SQLite's parser and authorizer first; every one stops at the deadline
+/// and has each value charged to the result caps before it is copied.
 async fn run_sandboxed(
-    conn: &mut SqliteConnection,
+    checkout: &Checkout,
+    author: Author,
     sql: &str,
     params: &[Value],
     caps: ResultCaps,
@@ -195,13 +176,19 @@ async fn run_sandboxed(
 ) -> Result<wharf_sqlite_sandbox::Output, Error> {
     let params: Vec<sandbox::Value> = params.iter().map(to_sandbox).collect();
     let budget = sandbox::Budget { rows: caps.rows, bytes: caps.bytes };
-    let mut handle = conn.lock_handle().await.map_err(sql::map_error)?;
-    let raw = handle.as_raw_handle();
-    sandbox::set_deadline(raw, deadline).map_err(|e| Error::Unavailable(e.to_string()))?;
-    let result = tokio::task::block_in_place(|| sandbox::run(raw, sql, &params, budget, keep_rows));
-    let stopped = sandbox::deadline_passed(raw);
-    result.map_err(|error| match error {
-        _ if stopped => Error::Unavailable("the statement ran past the request's deadline and was stopped".into()),
+    checkout.run(author, sql, params, budget, keep_rows, deadline).await.map_err(pool_error)
+}
+
+/// The WIT error for a sandboxed connection's failure.
+fn pool_error(error: PoolError) -> Error {
+    let error = match error {
+        PoolError::Run(error) => error,
+        other => return Error::Unavailable(other.to_string()),
+    };
+    match error {
+        sandbox::RunError::DeadlinePassed => {
+            Error::Unavailable("the statement ran past the request's deadline and was stopped".into())
+        }
         sandbox::RunError::Refused(Refusal::Invalid(message)) => Error::QueryFailed(message),
         sandbox::RunError::Refused(refusal @ (Refusal::NotInstalled | Refusal::Install(_))) => {
             Error::Unavailable(refusal.to_string())
@@ -220,7 +207,7 @@ async fn run_sandboxed(
             23 => Error::AccessDenied(message),
             _ => Error::QueryFailed(message),
         },
-    })
+    }
 }
 
 fn to_sandbox(value: &Value) -> sandbox::Value {
@@ -283,8 +270,10 @@ impl Host for StoreCtx {
         let tx = match self.db()? {
             // IMMEDIATE takes the write lock now, so a transaction that
             // writes later cannot fail half-way with SQLITE_BUSY.
-            ComponentDb::Sqlite(pool) => {
-                OpenTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await.map_err(sql::map_error)?)
+            ComponentDb::Sqlite(db) => {
+                let checkout = db.sandbox.checkout().await.map_err(pool_error)?;
+                checkout.control(Control::Begin).await.map_err(pool_error)?;
+                OpenTx::Sqlite(checkout)
             }
             ComponentDb::Postgres(pool) => OpenTx::Postgres(pool.begin().await.map_err(sql::map_error)?),
         };
@@ -295,11 +284,11 @@ impl Host for StoreCtx {
     async fn commit(&mut self) -> Result<(), Error> {
         let committed = match self.tx.take() {
             None => return Err(Error::TransactionState("no transaction is open".into())),
-            Some(OpenTx::Sqlite(tx)) => tx.commit().await,
-            Some(OpenTx::Postgres(tx)) => tx.commit().await,
+            Some(OpenTx::Sqlite(tx)) => tx.control(Control::Commit).await.map_err(pool_error),
+            Some(OpenTx::Postgres(tx)) => tx.commit().await.map_err(sql::map_error),
         };
         let after = std::mem::take(&mut self.after_commit);
-        committed.map_err(sql::map_error)?;
+        committed?;
         if let Some(notify) = self.notify_on_commit.take() {
             notify.notify_waiters();
         }
@@ -312,12 +301,11 @@ impl Host for StoreCtx {
     async fn rollback(&mut self) -> Result<(), Error> {
         self.notify_on_commit = None;
         self.after_commit.clear();
-        let rolled_back = match self.tx.take() {
-            None => return Err(Error::TransactionState("no transaction is open".into())),
-            Some(OpenTx::Sqlite(tx)) => tx.rollback().await,
-            Some(OpenTx::Postgres(tx)) => tx.rollback().await,
-        };
-        rolled_back.map_err(sql::map_error)
+        match self.tx.take() {
+            None => Err(Error::TransactionState("no transaction is open".into())),
+            Some(OpenTx::Sqlite(tx)) => tx.control(Control::Rollback).await.map_err(pool_error),
+            Some(OpenTx::Postgres(tx)) => tx.rollback().await.map_err(sql::map_error),
+        }
     }
 }
 

@@ -1,10 +1,10 @@
-//! Running one statement on either backend: binding `value`s, decoding rows
+//! Running one statement on PostgreSQL: binding `value`s, decoding rows
 //! into `value`s under the result caps, and sorting database errors into the
-//! WIT `error` cases.
+//! WIT `error` cases. (On SQLite, statements run on the sandbox's own
+//! connections: `sandbox_pool`.)
 
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgArgumentBuffer, PgArguments, PgRow, PgTypeInfo, Postgres};
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Column, Row, TypeInfo, ValueRef};
 
 use crate::capability::store::{Error, ExecResult, Rows, Value};
@@ -120,64 +120,6 @@ pub(crate) fn map_error(error: sqlx::Error) -> Error {
         }
         _ => Error::QueryFailed(error.to_string()),
     }
-}
-
-// ---- SQLite ----
-
-pub(crate) fn sqlite_arguments(params: &[Value]) -> Result<SqliteArguments<'static>, Error> {
-    let mut args = SqliteArguments::default();
-    for param in params {
-        let added = match param {
-            Value::Null => args.add(Option::<i64>::None),
-            Value::Integer(i) => args.add(*i),
-            Value::Real(f) => args.add(*f),
-            Value::Text(s) => args.add(s.clone()),
-            Value::Blob(b) => args.add(b.clone()),
-        };
-        added.map_err(|e| Error::QueryFailed(format!("cannot bind a parameter: {e}")))?;
-    }
-    Ok(args)
-}
-
-fn sqlite_row(row: &SqliteRow) -> Result<Vec<Value>, Error> {
-    (0..row.len())
-        .map(|i| {
-            let raw = row.try_get_raw(i).map_err(map_error)?;
-            if raw.is_null() {
-                return Ok(Value::Null);
-            }
-            let kind = raw.type_info().name().to_owned();
-            let value = match kind.as_str() {
-                "INTEGER" | "BOOLEAN" => Value::Integer(row.try_get_unchecked(i).map_err(map_error)?),
-                "REAL" | "NUMERIC" => Value::Real(row.try_get_unchecked(i).map_err(map_error)?),
-                "BLOB" => Value::Blob(row.try_get_unchecked(i).map_err(map_error)?),
-                _ => Value::Text(row.try_get_unchecked(i).map_err(map_error)?),
-            };
-            Ok(value)
-        })
-        .collect()
-}
-
-pub(crate) async fn sqlite_query<'e, E>(
-    executor: E,
-    sql: &str,
-    params: &[Value],
-    caps: ResultCaps,
-) -> Result<Rows, Error>
-where
-    E: sqlx::Executor<'e, Database = Sqlite>,
-{
-    let args = sqlite_arguments(params)?;
-    collect_rows(sqlx::query_with(sql, args).fetch(executor), caps, sqlite_row).await
-}
-
-pub(crate) async fn sqlite_execute<'e, E>(executor: E, sql: &str, params: &[Value]) -> Result<ExecResult, Error>
-where
-    E: sqlx::Executor<'e, Database = Sqlite>,
-{
-    let args = sqlite_arguments(params)?;
-    let done = sqlx::query_with(sql, args).execute(executor).await.map_err(map_error)?;
-    Ok(ExecResult { rows_affected: done.rows_affected(), last_insert_id: Some(done.last_insert_rowid()) })
 }
 
 // ---- PostgreSQL ----

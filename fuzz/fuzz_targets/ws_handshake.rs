@@ -1,0 +1,4 @@
+//! See `wharf_fuzz_checks::ws_handshake` for what this target checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wharf_fuzz_checks::ws_handshake(data));
