@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: builds the components the tests load, starts a
 # throwaway PostgreSQL server (installing it when missing), installs Chromium
-# for the page tests when missing and PyPI's openapi-spec-validator (in a venv
-# under ~/.cache/wharf-py) for the OpenAPI test, then runs the
+# for the page tests when missing and PyPI's openapi-spec-validator and
+# schemathesis (in a venv under ~/.cache/wharf-py) for the OpenAPI tests, then runs the
 # host's unit tests and the black-box tests in tests/ (which start the real
 # `wharf` binary) on SQLite and on PostgreSQL. Same release profile as
 # scripts/build.sh: one build serves both.
@@ -26,6 +26,8 @@ fi
 # The OpenAPI test checks /openapi.json with a real validator (PyPI's
 # openapi-spec-validator) in a venv of its own, kept across runs.
 OPENAPI_VALIDATOR="openapi-spec-validator==0.9.0"
+# The adversarial run over /openapi.json (tests/all/schemathesis.rs).
+SCHEMATHESIS="schemathesis==4.32.5"
 py_venv="${XDG_CACHE_HOME:-$HOME/.cache}/wharf-py"
 make_py_venv() {
     rm -rf "$py_venv" && python3 -m venv "$py_venv"
@@ -39,10 +41,11 @@ install_openapi_validator() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
         make_py_venv || return 1
     fi
-    "$py_venv/bin/python" -m pip install -q --disable-pip-version-check "$OPENAPI_VALIDATOR" || return 1
+    "$py_venv/bin/python" -m pip install -q --disable-pip-version-check "$OPENAPI_VALIDATOR" "$SCHEMATHESIS" || return 1
 }
 if install_openapi_validator; then
     export WHARF_TEST_PYTHON="$py_venv/bin/python"
+    export WHARF_TEST_SCHEMATHESIS="$py_venv/bin/schemathesis"
     echo "==> $("$WHARF_TEST_PYTHON" -m openapi_spec_validator --version 2>&1 | head -n 1) in $py_venv"
 else
     banner "openapi-spec-validator could not be installed in $py_venv: the OpenAPI validator test will be SKIPPED"

@@ -37,7 +37,75 @@ pub fn read_fragment(path: &Path) -> anyhow::Result<Value> {
 /// The document `/openapi.json` answers for `snapshot`.
 pub fn document(snapshot: &Snapshot) -> Value {
     let fragments = snapshot.components.values().filter_map(|c| Some((c.spec.name.as_str(), c.openapi.as_ref()?)));
-    merge(fragments, &snapshot.websockets)
+    let mut document = merge(fragments, &snapshot.websockets);
+    describe_rate_limits(&mut document, &snapshot.routes);
+    document
+}
+
+/// Adds the host's 429 to every operation on a rate-limited route, since
+/// the host answers it before the component (whose fragment cannot know).
+fn describe_rate_limits(document: &mut Value, routes: &crate::router::RouteTable) {
+    // The SPEC §0 error body, unless a fragment already defines `Error`.
+    if let Some(root) = document.as_object_mut() {
+        let components = root.entry("components").or_insert_with(|| json!({}));
+        if let Some(components) = components.as_object_mut() {
+            let schemas = components.entry("schemas").or_insert_with(|| json!({}));
+            if let Some(schemas) = schemas.as_object_mut() {
+                schemas.entry("Error").or_insert_with(|| {
+                    json!({
+                        "type": "object",
+                        "required": ["error"],
+                        "properties": { "error": {
+                            "type": "object",
+                            "required": ["code", "message", "request_id"],
+                            "properties": {
+                                "code": { "type": "string" },
+                                "message": { "type": "string" },
+                                "request_id": { "type": "string" }
+                            }
+                        } }
+                    })
+                });
+            }
+        }
+    }
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for (template, item) in paths.iter_mut() {
+        // A concrete path for the template: every `{param}` becomes `x`.
+        let mut path = String::new();
+        let mut in_param = false;
+        for c in template.chars() {
+            match c {
+                '{' => in_param = true,
+                '}' if in_param => {
+                    in_param = false;
+                    path.push('x');
+                }
+                _ if in_param => {}
+                _ => path.push(c),
+            }
+        }
+        let Some(operations) = item.as_object_mut() else { continue };
+        for (method, operation) in operations.iter_mut() {
+            let Ok(method) = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else { continue };
+            let crate::router::RouteMatch::Component { rate_limit: Some(limit), .. } = routes.route(&method, &path)
+            else {
+                continue;
+            };
+            let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+            responses.entry("429").or_insert_with(|| {
+                json!({
+                    "description": format!(
+                        "Too many requests from this address ({} per {}); retry after `Retry-After` seconds.",
+                        limit.requests,
+                        humantime::format_duration(limit.per)
+                    ),
+                    "headers": { "Retry-After": { "schema": { "type": "integer" } } },
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                })
+            });
+        }
+    }
 }
 
 /// Merges `(component, fragment)` pairs into one OpenAPI 3.1 document.

@@ -207,12 +207,15 @@ impl RouteTable {
         } else {
             path
         };
-        let exact = self.exact.get(path).into_iter().flatten();
+        let exact: Vec<&Entry> = self.exact.get(path).into_iter().flatten().collect();
         let prefixes = self.prefixes.iter().filter(|e| e.pattern.matches(path));
-        let mut allowed = BTreeSet::new();
-        for entry in exact.chain(prefixes) {
+        let (mut exact_allowed, mut prefix_allowed) = (BTreeSet::new(), BTreeSet::new());
+        for (entry, is_exact) in exact.iter().map(|e| (*e, true)).chain(prefixes.map(|e| (e, false))) {
             match &entry.methods {
-                Some(methods) if !methods.contains(method) => allowed.extend(methods.iter().cloned()),
+                Some(methods) if !methods.contains(method) => {
+                    let allowed = if is_exact { &mut exact_allowed } else { &mut prefix_allowed };
+                    allowed.extend(methods.iter().cloned());
+                }
                 _ => {
                     return RouteMatch::Component {
                         component: &entry.component,
@@ -224,6 +227,9 @@ impl RouteTable {
                 }
             }
         }
+        // `Allow` names what the most specific routes of the path accept:
+        // an exact route's methods, not those of a prefix it sits on.
+        let allowed = if exact_allowed.is_empty() { prefix_allowed } else { exact_allowed };
         if allowed.is_empty() {
             RouteMatch::NotFound
         } else {

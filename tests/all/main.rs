@@ -23,6 +23,7 @@ mod orders;
 mod queue;
 mod sandbox;
 mod scaffold;
+mod schemathesis;
 mod serving;
 mod store;
 mod users;

@@ -42,12 +42,28 @@ async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
         ("GET", ["errors"]) => events::list_errors(&query),
         ("GET", ["errors", id]) => events::get_error(id),
         ("GET", ["jobs", id]) => jobs::status(id),
-        (_, ["sessions"] | ["events"]) | (_, ["sessions" | "events" | "errors" | "jobs", _]) | (_, ["errors"]) => {
-            Reply::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed here."))
+        (_, segments) if allowed(segments).is_some() => {
+            let allow = allowed(segments).unwrap_or_default();
+            Reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed here; use {allow}."),
+            )
+            .with_header("allow", allow)
         }
         _ => Reply::error(StatusCode::NOT_FOUND, "not_found", format!("Nothing is served at `{path}`.")),
     };
     reply.into_response(&request_id)
+}
+
+/// The methods a known path accepts, for 405's `Allow`.
+fn allowed(segments: &[&str]) -> Option<&'static str> {
+    match segments {
+        ["sessions"] | ["events"] => Some("GET, POST"),
+        ["sessions", _] | ["errors"] | ["errors", _] | ["jobs", _] => Some("GET"),
+        ["events", _] => Some("GET, PUT, PATCH, DELETE"),
+        _ => None,
+    }
 }
 
 struct Worker;

@@ -81,6 +81,9 @@ async fn answer(
     request_id: &str,
     routed: &mut Routed,
 ) -> Result<Response, HostError> {
+    if is_host_path(request.uri().path()) && !matches!(*request.method(), http::Method::GET | http::Method::HEAD) {
+        return Err(HostError::MethodNotAllowed { allowed: vec![http::Method::GET, http::Method::HEAD] });
+    }
     if let Some(response) = host_path(host, request.uri().path()).await {
         return Ok(response);
     }
@@ -278,6 +281,11 @@ async fn drain<B: http_body::Body<Data = Bytes>>(body: B, bound: usize) {
             _ => return,
         }
     }
+}
+
+/// Whether `path` is one of the host's own (read-only) paths.
+fn is_host_path(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/openapi.json" | "/docs") || path.starts_with("/docs/")
 }
 
 /// `/healthz`, `/readyz`, `/openapi.json` and the `/docs` page, answered by
