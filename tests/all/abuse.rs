@@ -318,3 +318,33 @@ async fn forged_hub_notifications_reach_no_client() {
     assert!(more.is_err(), "something else reached the client: {more:?}");
     eprintln!("reliability: hub-forgery forged={forgeries} replayed=1 delivered-forgeries=0");
 }
+
+const HUBTX: &str = r#"
+[components.hubtx]
+wasm = "{wasm:hubtx}"
+routes = [{ path = "/hubtx/*" }]
+grants = { interfaces = ["store", "hub"] }
+
+[websockets.feed]
+path = "/ws/feed/"
+topic = "feed"
+publishers = ["hubtx"]
+"#;
+
+crate::both_backends! {
+    async fn a_publish_inside_a_transaction_is_sent_only_if_it_commits(backend: Backend) {
+        let wharf = Wharf::start_on(HUBTX, backend).await;
+        let (mut client, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/ws/feed/", wharf.addr)).await.expect("websocket");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(wharf.get("/hubtx/rollback/rolled-back").await.status(), 200);
+        assert_eq!(wharf.get("/hubtx/trap/trapped").await.status(), 500);
+        assert_eq!(wharf.get("/hubtx/commit/committed").await.status(), 200);
+        assert_eq!(wharf.get("/hubtx/direct/direct").await.status(), 200);
+        let mut received = Vec::new();
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_millis(700), client.next()).await {
+            received.push(frame.into_text().unwrap().to_string());
+        }
+        assert_eq!(received, ["committed", "direct"], "only what committed (and what needed no transaction) was sent");
+    }
+}
