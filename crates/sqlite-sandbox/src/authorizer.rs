@@ -12,7 +12,8 @@ use crate::state::ConnState;
 /// Functions a component may call: deterministic or harmless, and linear in
 /// their input, since SQLite cannot interrupt a function call. Left out:
 /// `load_extension`, introspection (`sqlite_*`), and functions quadratic in
-/// their arguments' lengths (`instr`, `replace`, the two-argument trims).
+/// their arguments' lengths (`instr`, `replace`, the two-argument trims,
+/// `json_patch`).
 pub const ALLOWED_FUNCTIONS: &[&str] = &[
     // Core scalars.
     "abs",
@@ -143,6 +144,35 @@ pub const ALLOWED_FUNCTIONS: &[&str] = &[
     "sqlite_rename_quotefix",
 ];
 
+/// Built-ins that are also shadowed on every connection by a function that
+/// fails, because a column's DEFAULT expression is compiled without asking
+/// the authorizer: quadratic or dangerous, whatever the parse path.
+pub(crate) const SHADOWED_FUNCTIONS: &[&str] = &[
+    "instr",
+    "replace",
+    "trim",
+    "ltrim",
+    "rtrim",
+    "json_patch",
+    "jsonb_patch",
+    "load_extension",
+    "fts3_tokenizer",
+    "sqlite_compileoption_get",
+    "sqlite_compileoption_used",
+    "sqlite_offset",
+];
+
+/// Tables the host itself reads and writes in a component's database (the
+/// queue's jobs, the migrations' record): no component statement may attach
+/// a trigger to them, replace or alter them, because the host's own
+/// statements on them run without the component's deadline.
+fn host_owned(name: Option<&str>) -> bool {
+    name.is_some_and(|n| {
+        let n = n.to_ascii_lowercase();
+        n.starts_with("_wharf_") || n.starts_with("_sqlx_")
+    })
+}
+
 /// The names of SQLite's schema table.
 const SCHEMA_TABLES: &[&str] = &["sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"];
 
@@ -206,6 +236,27 @@ pub(crate) fn decide(
             main_or_temp_schema(arg1, database)
         }
         ffi::SQLITE_INSERT | ffi::SQLITE_UPDATE | ffi::SQLITE_DELETE => main_or_temp_schema(arg1, database),
+        // Triggers on the host's tables (second argument: the table).
+        ffi::SQLITE_CREATE_TRIGGER | ffi::SQLITE_CREATE_TEMP_TRIGGER if host_owned(arg2) => {
+            Err(format!("`{}` belongs to the host; no trigger may be attached to it", arg2.unwrap_or_default()))
+        }
+        // The host creates its tables (and indexes) before a component's
+        // migrations run; a name taken cannot be replaced without a DROP.
+        ffi::SQLITE_CREATE_TABLE | ffi::SQLITE_CREATE_INDEX if !inspecting => main_only(database),
+        ffi::SQLITE_CREATE_TABLE
+        | ffi::SQLITE_CREATE_VIEW
+        | ffi::SQLITE_CREATE_INDEX
+        | ffi::SQLITE_DROP_TABLE
+        | ffi::SQLITE_DROP_VIEW
+        | ffi::SQLITE_DROP_INDEX
+            if host_owned(arg1)
+                || (action == ffi::SQLITE_CREATE_INDEX || action == ffi::SQLITE_DROP_INDEX) && host_owned(arg2) =>
+        {
+            Err(format!("`{}` belongs to the host", arg1.unwrap_or_default()))
+        }
+        ffi::SQLITE_ALTER_TABLE if host_owned(arg2) => {
+            Err(format!("`{}` belongs to the host", arg2.unwrap_or_default()))
+        }
         ffi::SQLITE_CREATE_TABLE
         | ffi::SQLITE_CREATE_INDEX
         | ffi::SQLITE_CREATE_TRIGGER

@@ -136,6 +136,23 @@ pub fn install(db: NonNull<ffi::sqlite3>, limits: &Limits) -> Result<(), Refusal
         let keep: [*const c_char; 3] = [c"json_each".as_ptr(), c"json_tree".as_ptr(), ptr::null()];
         ffi::sqlite3_drop_modules(db, keep.as_ptr().cast_mut());
 
+        // Shadow dangerous built-ins with a function that fails: DEFAULT
+        // expressions reach functions without the authorizer.
+        for name in authorizer::SHADOWED_FUNCTIONS {
+            let Ok(name) = std::ffi::CString::new(*name) else { continue };
+            let flags = ffi::SQLITE_UTF8 | ffi::SQLITE_DIRECTONLY;
+            ffi::sqlite3_create_function_v2(
+                db,
+                name.as_ptr(),
+                -1,
+                flags,
+                ptr::null_mut(),
+                Some(refuse_function),
+                None,
+                None,
+                None,
+            );
+        }
         let state = Box::into_raw(Box::new(ConnState::default()));
         let rc = ffi::sqlite3_set_clientdata(db, state::KEY.as_ptr(), state.cast(), Some(state::destroy));
         if rc != ffi::SQLITE_OK {
@@ -149,6 +166,18 @@ pub fn install(db: NonNull<ffi::sqlite3>, limits: &Limits) -> Result<(), Refusal
         ffi::sqlite3_progress_handler(db, PROGRESS_INTERVAL, Some(state::progress), state.cast());
     }
     Ok(())
+}
+
+/// The body of a shadowed built-in: always an error.
+unsafe extern "C" fn refuse_function(
+    context: *mut ffi::sqlite3_context,
+    _argc: c_int,
+    _argv: *mut *mut ffi::sqlite3_value,
+) {
+    // SAFETY: SQLite's own context for this call; the message is static.
+    unsafe {
+        ffi::sqlite3_result_error(context, c"this SQL function is not allowed in a component's store".as_ptr(), -1)
+    };
 }
 
 pub(crate) fn conn_state<'a>(db: *mut ffi::sqlite3) -> Result<&'a ConnState, Refusal> {

@@ -153,6 +153,9 @@ fn step(
 ) -> Result<Output, RunError> {
     bind(db, &stmt, params)?;
     let s = stmt.0.as_ptr();
+    // SAFETY: a counter of the connection; the difference afterwards is
+    // what this statement changed (sqlite3_changes keeps an older statement's).
+    let changes_before = unsafe { ffi::sqlite3_total_changes64(db) };
     // SAFETY: column metadata of our own statement.
     let columns: Vec<String> = (0..unsafe { ffi::sqlite3_column_count(s) })
         .map(|i| {
@@ -205,7 +208,7 @@ fn step(
     }
     // SAFETY: counters of the connection.
     unsafe {
-        out.changes = u64::try_from(ffi::sqlite3_changes64(db)).unwrap_or(0);
+        out.changes = u64::try_from(ffi::sqlite3_total_changes64(db) - changes_before).unwrap_or(0);
         out.last_insert_rowid = ffi::sqlite3_last_insert_rowid(db);
     }
     Ok(out)

@@ -135,6 +135,31 @@ fn other_databases_files_pragmas_and_extensions_are_refused() {
 }
 
 #[test]
+fn the_hosts_tables_cannot_be_hooked_and_defaults_reach_no_forbidden_function() {
+    let db = Db::memory();
+    // As the host makes it (not inspected).
+    db.exec("CREATE TABLE IF NOT EXISTS _sqlx_migrations (version INTEGER)").unwrap();
+    db.exec("CREATE TABLE _wharf_jobs (x)").unwrap();
+    assert!(db.run("CREATE TABLE _wharf_more (x)").is_err(), "a component named a table like the host's");
+    for sql in [
+        "CREATE TRIGGER t AFTER UPDATE ON _sqlx_migrations BEGIN SELECT 1; END",
+        "DROP TABLE _sqlx_migrations",
+        "CREATE VIEW _wharf_jobs AS SELECT 1",
+        "ALTER TABLE _sqlx_migrations ADD COLUMN y",
+        "CREATE INDEX i ON _sqlx_migrations (version)",
+        "SELECT json_patch('{}', '{}')",
+    ] {
+        assert!(db.run(sql).is_err(), "{sql} was allowed");
+    }
+    // A DEFAULT expression is compiled without the authorizer; the shadowed
+    // built-in is refused anyway (when the table is made, or when it is used).
+    if db.run("CREATE TABLE d (id INTEGER PRIMARY KEY, x DEFAULT (instr('ab', 'b')))").is_ok() {
+        let err = db.run("INSERT INTO d (id) VALUES (1)").unwrap_err();
+        assert!(err.contains("instr") || err.contains("not allowed"), "{err}");
+    }
+}
+
+#[test]
 fn the_host_may_still_control_transactions() {
     let db = Db::memory();
     db.exec("BEGIN IMMEDIATE; CREATE TABLE t (x); SAVEPOINT a; RELEASE a; COMMIT").unwrap();

@@ -232,8 +232,9 @@ impl AuthCtx {
         // One key per stored hash: per account.
         let Ok(_slot) = hashing_slots().acquire(&hash).await else { return false };
         tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            PasswordHash::new(&hash).is_ok_and(|parsed| {
+                affordable(&parsed) && Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+            })
         })
         .await
         .unwrap_or(false)
@@ -283,6 +284,17 @@ impl AuthCtx {
     }
 }
 
+/// Whether a hash's own cost settings are at most what `hash-password`
+/// uses: the hash comes from the component, and argon2 would otherwise
+/// allocate and compute whatever it names (`m=4294967295` aborts a process).
+fn affordable(hash: &PasswordHash<'_>) -> bool {
+    let defaults = argon2::Params::default();
+    hash.algorithm == argon2::Algorithm::Argon2id.ident()
+        && argon2::Params::try_from(hash).is_ok_and(|p| {
+            p.m_cost() <= defaults.m_cost() && p.t_cost() <= defaults.t_cost() && p.p_cost() <= defaults.p_cost()
+        })
+}
+
 struct Auth;
 
 impl HasData for Auth {
@@ -317,6 +329,9 @@ mod tests {
         assert!(auth.verify_password("correct horse".into(), hash.clone()).await.unwrap());
         assert!(!auth.verify_password("wrong horse".into(), hash).await.unwrap());
         assert!(!auth.verify_password("x".into(), "not a hash".into()).await.unwrap());
+        // A hash naming a huge cost is refused, not computed.
+        let greedy = "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(!auth.verify_password("x".into(), greedy.into()).await.unwrap());
     }
 
     #[tokio::test]

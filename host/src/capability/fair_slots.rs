@@ -62,9 +62,19 @@ impl FairSlots {
             }
             rx
         };
+        // If this wait is dropped after a slot was handed to it, the guard
+        // hands the slot on instead of losing it.
+        let mut guard = Waiting { rx: Some(waiting), slots: self.clone() };
+        let granted = match guard.rx.as_mut() {
+            Some(rx) => rx.await.is_ok(),
+            None => false,
+        };
+        guard.rx = None;
         // A sender dropped without sending cannot happen while the slots
         // live; treat it as refused.
-        waiting.await.map_err(|_| QueueFull)?;
+        if !granted {
+            return Err(QueueFull);
+        }
         Ok(FairPermit { slots: self.clone() })
     }
 
@@ -90,6 +100,23 @@ impl FairSlots {
             }
         }
         state.free += 1;
+    }
+}
+
+/// A wait in a key's queue.
+struct Waiting {
+    rx: Option<oneshot::Receiver<()>>,
+    slots: Arc<FairSlots>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                self.slots.release();
+            }
+        }
     }
 }
 

@@ -226,12 +226,21 @@ where
 {
     let declared =
         request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    // A client waiting for `100 Continue` has sent nothing: answer at once
+    // (reading would tell hyper to invite the body).
+    let waits_to_send = request
+        .headers()
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     let (mut parts, body) = request.into_parts();
     let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
     let mut held = BodyBytes(None);
     let read = async {
         if declared.is_some_and(|len| len > max_body) {
-            drain(body, DRAIN_AFTER_REFUSAL).await;
+            if !waits_to_send {
+                drain(body, DRAIN_AFTER_REFUSAL).await;
+            }
             return Err(too_large());
         }
         let mut body = std::pin::pin!(body);

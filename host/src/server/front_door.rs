@@ -62,6 +62,8 @@ impl Default for ConnectionLimits {
 /// One admitted connection, as the tracker sees it.
 struct Slot {
     ip: IpAddr,
+    /// Asked to close to make room; not picked again.
+    closing: std::sync::atomic::AtomicBool,
     in_flight: AtomicUsize,
     /// Milliseconds since the tracker started, at the last request start or end.
     last_active: AtomicU64,
@@ -116,6 +118,7 @@ impl ConnectionTracker {
 
     /// Admits a connection from `ip`, closing an idle one when at the total cap.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admission, Refused> {
+        let ip = client_key(ip);
         {
             let mut per_ip = self.per_ip.lock().map_err(|_| Refused::Total)?;
             let count = per_ip.entry(ip).or_default();
@@ -134,11 +137,14 @@ impl ConnectionTracker {
         if open.len() >= self.limits.max_connections {
             let idlest = open
                 .values()
-                .filter(|s| s.in_flight.load(Ordering::Acquire) == 0)
+                .filter(|s| s.in_flight.load(Ordering::Acquire) == 0 && !s.closing.load(Ordering::Acquire))
                 .min_by_key(|s| s.last_active.load(Ordering::Relaxed));
             match idlest {
                 // It leaves shortly; its place is ours meanwhile.
-                Some(slot) => slot.close.notify_one(),
+                Some(slot) => {
+                    slot.closing.store(true, Ordering::Release);
+                    slot.close.notify_one();
+                }
                 None => {
                     drop(open);
                     self.release_ip(ip);
@@ -149,6 +155,7 @@ impl ConnectionTracker {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(Slot {
             ip,
+            closing: std::sync::atomic::AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             last_active: AtomicU64::new(self.now_ms()),
             close: tokio::sync::Notify::new(),
@@ -160,6 +167,7 @@ impl ConnectionTracker {
     /// Counts a connection that is not an HTTP connection any more (a
     /// WebSocket) against its address's cap only.
     pub fn admit_upgraded(self: &Arc<Self>, ip: IpAddr) -> Result<UpgradedAdmission, Refused> {
+        let ip = client_key(ip);
         let mut per_ip = self.per_ip.lock().map_err(|_| Refused::Total)?;
         let count = per_ip.entry(ip).or_default();
         if *count >= self.limits.max_connections_per_ip {
@@ -204,6 +212,22 @@ pub struct UpgradedAdmission {
 impl Drop for UpgradedAdmission {
     fn drop(&mut self) {
         self.tracker.release_ip(self.ip);
+    }
+}
+
+/// The address a client is counted under: IPv4 as is, IPv6 by its /64
+/// (one host usually has a whole /64 to rotate through).
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -320,14 +344,18 @@ pub async fn serve<H, Fut, B>(
     }
 }
 
-/// Finishes the request in flight, then closes.
+/// Finishes the request in flight, then closes; a client that will not
+/// take its answer is dropped after [`FINISH_TIMEOUT`].
 async fn finish<C>(mut connection: std::pin::Pin<&mut C>) -> Result<(), hyper::Error>
 where
     C: GracefulConnection,
 {
     connection.as_mut().shut_down();
-    connection.await
+    tokio::time::timeout(FINISH_TIMEOUT, connection).await.unwrap_or(Ok(()))
 }
+
+/// How long a connection asked to close may take to finish its request.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// hyper's connection types, which share `graceful_shutdown` but no trait.
 trait GracefulConnection: Future<Output = Result<(), hyper::Error>> {
@@ -475,6 +503,17 @@ mod tests {
         let third = tracker.admit(ip);
         drop(third);
         drop(busy);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap_or(IpAddr::from([0; 16]));
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap_or(IpAddr::from([0; 16]));
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap_or(IpAddr::from([0; 16]));
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap_or(IpAddr::from([0; 16]));
+        assert_eq!(client_key(mapped), IpAddr::from([10, 0, 0, 1]));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub(crate) fn check(component: &str, route: &str, limit: RateLimit, client: IpAd
     if LIMITERS.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY) {
         limiter.retain_recent();
     }
+    let client = super::front_door::client_key(client);
     limiter.check_key(&client).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
 }
 

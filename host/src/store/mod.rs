@@ -183,6 +183,7 @@ async fn run_sandboxed(
 fn pool_error(error: PoolError) -> Error {
     let error = match error {
         PoolError::Run(error) => error,
+        PoolError::TransactionLost => return Error::TransactionState(error.to_string()),
         other => return Error::Unavailable(other.to_string()),
     };
     match error {
@@ -242,11 +243,17 @@ async fn prepare_postgres(conn: &mut PgConnection, deadline: Option<Instant>) ->
         return Err(Error::Unavailable("the request's deadline has passed".into()));
     }
     let millis = left.as_millis().clamp(1, i32::MAX as u128).to_string();
-    sqlx::query("SELECT set_config('statement_timeout', $1, false)")
-        .bind(millis)
-        .execute(conn)
-        .await
-        .map_err(sql::map_error)?;
+    // The lock and idle timeouts too: the component could have changed them.
+    let lock = left.min(std::time::Duration::from_secs(5)).as_millis().max(1).to_string();
+    sqlx::query(
+        "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),
+                set_config('idle_in_transaction_session_timeout', $1, false)",
+    )
+    .bind(millis)
+    .bind(lock)
+    .execute(conn)
+    .await
+    .map_err(sql::map_error)?;
     Ok(())
 }
 

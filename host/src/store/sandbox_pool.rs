@@ -7,6 +7,7 @@
 //! open is rolled back, so the next user always gets a clean connection.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,12 @@ pub(crate) enum PoolError {
     /// The statement failed.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// SQLite rolled the open transaction back after an error (out of
+    /// memory, interrupted at the deadline, I/O): nothing in it was kept.
+    #[error(
+        "the database rolled this transaction back after an earlier error; nothing in it was kept: roll back and retry"
+    )]
+    TransactionLost,
 }
 
 impl std::fmt::Debug for SandboxPool {
@@ -71,7 +78,7 @@ impl SandboxPool {
                 Arc::new(Mutex::new(opened))
             }
         };
-        Ok(Checkout { conn: Some((conn, permit)), pool: self.clone() })
+        Ok(Checkout { conn: Some((conn, permit)), pool: self.clone(), in_tx: false.into(), lost: false.into() })
     }
 }
 
@@ -79,6 +86,10 @@ impl SandboxPool {
 pub(crate) struct Checkout {
     conn: Option<(Shared, OwnedSemaphorePermit)>,
     pool: Arc<SandboxPool>,
+    /// A transaction was begun on it.
+    in_tx: AtomicBool,
+    /// SQLite ended that transaction on its own after an error.
+    lost: AtomicBool,
 }
 
 /// Who wrote a statement.
@@ -105,19 +116,34 @@ impl Checkout {
         keep_rows: bool,
         deadline: Option<Instant>,
     ) -> Result<Output, PoolError> {
+        if self.lost.load(Ordering::Acquire) {
+            return Err(PoolError::TransactionLost);
+        }
         let (conn, sql) = (self.shared()?, sql.to_owned());
         let work = move || {
             let mut conn = conn.lock().map_err(|_| RunError::Refused(wharf_sqlite_sandbox::Refusal::NotInstalled))?;
-            match author {
+            let result = match author {
                 Author::Component => conn.run(&sql, &params, budget, keep_rows, deadline),
                 Author::Host => conn.run_trusted(&sql, &params, budget, keep_rows, deadline),
-            }
+            };
+            Ok::<_, RunError>((result, conn.is_autocommit()))
         };
-        Ok(tokio::task::spawn_blocking(work).await.map_err(|e| PoolError::Open(e.to_string()))??)
+        let (result, autocommit) =
+            tokio::task::spawn_blocking(work).await.map_err(|e| PoolError::Open(e.to_string()))??;
+        if autocommit && self.in_tx.load(Ordering::Acquire) {
+            // Errors such as NOMEM or INTERRUPT roll the whole transaction back.
+            self.lost.store(true, Ordering::Release);
+        }
+        Ok(result?)
     }
 
     /// `BEGIN IMMEDIATE`, `COMMIT` or `ROLLBACK`.
     pub(crate) async fn control(&self, what: Control) -> Result<(), PoolError> {
+        match what {
+            Control::Begin => self.in_tx.store(true, Ordering::Release),
+            Control::Commit if self.lost.load(Ordering::Acquire) => return Err(PoolError::TransactionLost),
+            Control::Commit | Control::Rollback => {}
+        }
         let conn = self.shared()?;
         let work = move || {
             let mut conn = conn.lock().map_err(|_| RunError::Refused(wharf_sqlite_sandbox::Refusal::NotInstalled))?;
