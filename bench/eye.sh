@@ -28,12 +28,14 @@ run_backend() {
     local pid=$!
     until curl -sf "127.0.0.1:$port/healthz" >/dev/null; do sleep 0.1; done
     local base="http://127.0.0.1:$port"
+    # Readiness details (job counts) are on the operator API.
+    local admin="http://$(cat "$dir/data/admin.addr")"
     export EYE_SESSION
     EYE_SESSION=$(curl -sf -X POST "$base/eye/sessions/" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
     local start accepted_rps end processed
     start=$(date +%s.%N)
     accepted_rps=$(wrk -t2 -c64 -d10s -s bench/eye-event.lua "$base/eye/events/" | awk '/Requests\/sec/ {print $2}')
-    until [ "$(curl -s "$base/readyz" | python3 -c 'import json,sys; j=json.load(sys.stdin)["components"]["eye"].get("jobs",{}); print(j.get("queued",0)+j.get("running",0))' 2>/dev/null)" = 0 ]; do sleep 0.5; done
+    until [ "$(curl -s "$admin/readyz" | python3 -c 'import json,sys; j=json.load(sys.stdin)["components"]["eye"].get("jobs",{}); print(j.get("queued",0)+j.get("running",0))' 2>/dev/null)" = 0 ]; do sleep 0.5; done
     end=$(date +%s.%N)
     processed=$(curl -s "$base/eye/events/?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
 

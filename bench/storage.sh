@@ -34,6 +34,8 @@ TOML
     local pid=$!
     until curl -sf "127.0.0.1:$port/healthz" >/dev/null; do sleep 0.1; done
     local base="http://127.0.0.1:$port"
+    # Readiness details (job counts) are on the operator API.
+    local admin="http://$(cat "$dir/data/admin.addr")"
     curl -sf "$base/store/execute" -d '{"sql":"INSERT INTO items (id, name) VALUES (1, $1)","params":["bench"]}' >/dev/null
 
     # Store round trip: inside the component vs native.
@@ -50,9 +52,9 @@ TOML
     local start end enq_rps total
     start=$(date +%s.%N)
     enq_rps=$(wrk -t2 -c32 -d5s -s bench/enqueue.lua "$base/store/enqueue" | awk '/Requests\/sec/ {print $2}')
-    until [ "$(curl -sf "$base/readyz" | python3 -c 'import json,sys; j=json.load(sys.stdin)["components"]["storetest"].get("jobs",{}); print(j.get("queued",0)+j.get("running",0))')" = 0 ]; do sleep 0.2; done
+    until [ "$(curl -sf "$admin/readyz" | python3 -c 'import json,sys; j=json.load(sys.stdin)["components"]["storetest"].get("jobs",{}); print(j.get("queued",0)+j.get("running",0))')" = 0 ]; do sleep 0.2; done
     end=$(date +%s.%N)
-    total=$(curl -sf "$base/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["components"]["storetest"]["jobs"].get("done",0))')
+    total=$(curl -sf "$admin/readyz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["components"]["storetest"]["jobs"].get("done",0))')
     local done_rps
     done_rps=$(python3 -c "print(round($total / ($end - $start)))")
     rows+=("| $backend | ${enq_rps%.*} | $done_rps | $total | $in_component | $native |")
