@@ -73,14 +73,7 @@ impl Connection {
         keep_rows: bool,
         deadline: Option<Instant>,
     ) -> Result<Output, RunError> {
-        crate::set_deadline(self.db, deadline)?;
-        let result = crate::run::run(self.db, sql, params, budget, keep_rows);
-        let result = match result {
-            Err(_) if crate::deadline_passed(self.db) => Err(RunError::DeadlinePassed),
-            other => other,
-        };
-        crate::set_deadline(self.db, None)?;
-        result
+        self.until(deadline, |db| crate::run::run(db, sql, params, budget, keep_rows))
     }
 
     /// Runs the host's own statement (the queue's SQL inside a component's
@@ -93,8 +86,21 @@ impl Connection {
         keep_rows: bool,
         deadline: Option<Instant>,
     ) -> Result<Output, RunError> {
+        self.until(deadline, |db| crate::run::run_trusted(db, sql, params, budget, keep_rows))
+    }
+
+    /// Runs `statement` with `deadline` armed, telling a stop at the
+    /// deadline apart from other failures.
+    fn until(
+        &mut self,
+        deadline: Option<Instant>,
+        statement: impl FnOnce(NonNull<ffi::sqlite3>) -> Result<Output, RunError>,
+    ) -> Result<Output, RunError> {
         crate::set_deadline(self.db, deadline)?;
-        let result = crate::run::run_trusted(self.db, sql, params, budget, keep_rows);
+        let result = match statement(self.db) {
+            Err(_) if crate::deadline_passed(self.db) => Err(RunError::DeadlinePassed),
+            other => other,
+        };
         crate::set_deadline(self.db, None)?;
         result
     }
