@@ -137,6 +137,16 @@ both_backends! {
         let (status, bad) = wharf.get_json("/eye/events/?timestamp__gte=soon").await;
         assert_eq!(status, 400);
         assert_eq!(bad["error"]["code"], "invalid_fields");
+        // An empty filter is no filter; a session id is a UUID in any case.
+        let empty = "/eye/events/?session=&category=&name=&timestamp__gte=&timestamp__lte=";
+        assert_eq!(names(&wharf.get_json(empty).await.1), ["early", "tie-1", "tie-2", "late"]);
+        let upper = a.to_uppercase();
+        assert_eq!(names(&wharf.get_json(&format!("/eye/events/?session={upper}")).await.1), ["early", "late"]);
+        for not_an_id in ["nope", "1", &a.replace('-', "")] {
+            let (status, bad) = wharf.get_json(&format!("/eye/events/?session={not_an_id}")).await;
+            assert_eq!(status, 400, "{not_an_id}");
+            assert_eq!(bad["error"]["fields"]["session"], "must be a session id (a UUID)");
+        }
     }
 }
 

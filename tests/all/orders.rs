@@ -347,6 +347,20 @@ async fn a_bad_body_is_400_and_calls_no_service() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_trimmed_before_they_are_checked_and_stored() {
+    let wharf = Setup::default().start(Backend::Sqlite).await;
+    let (status, created) = order(&wharf, " 7c11e1ce2741\n", "\tclassic-box ").await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (created["user_id"].as_str(), created["product_code"].as_str()),
+        (Some("7c11e1ce2741"), Some("classic-box"))
+    );
+    let (status, answer) = order(&wharf, "7c11e1ce2741", "classic\u{7}box").await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(stored(&wharf).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_user_and_the_product_are_fetched_at_the_same_time() {
     let services = Services::start().await;
     services.set_latency(Service::Users, Duration::from_millis(300));

@@ -74,8 +74,13 @@ fn parse(request: &Request<Body>) -> Result<Query, Reply> {
             {
                 None => None,
                 Some((_, value)) => Some(
+                    // 0 ..= i64::MAX, the document's range; past wasm32's usize it means "all".
                     value
-                        .parse::<usize>()
+                        .parse::<i64>()
+                        .ok()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                        .ok_or(())
                         .map_err(|_| Reply::invalid_field("limit", "must be a non-negative integer"))?,
                 ),
             };

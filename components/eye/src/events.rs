@@ -133,14 +133,27 @@ pub(crate) fn list(query: &str) -> Reply {
     let (limit, offset) = reply::page(&params, &mut bad);
     let mut filters = Vec::new();
     let mut args = Vec::new();
+    // An empty filter is no filter, as in the seed's django-filter.
+    let given = |key: &str| params.get(key).and_then(Json::as_str).filter(|v| !v.is_empty());
     for (key, column) in [("session", "session_id"), ("category", "category"), ("name", "name")] {
-        if let Some(v) = params.get(key).and_then(Json::as_str) {
-            args.push(Value::Text(v.to_owned()));
+        if let Some(v) = given(key) {
+            let v = match key {
+                // Only the hyphenated form, as the document's `format: uuid` says.
+                "session" => match uuid::Uuid::try_parse(v).ok().filter(|_| v.len() == 36) {
+                    Some(id) => id.hyphenated().to_string(),
+                    None => {
+                        bad.insert(key.into(), "must be a session id (a UUID)".into());
+                        continue;
+                    }
+                },
+                _ => v.to_owned(),
+            };
+            args.push(Value::Text(v));
             filters.push(format!("{column} = ${}", args.len()));
         }
     }
     for (key, op) in [("timestamp__gte", ">="), ("timestamp__lte", "<=")] {
-        if let Some(v) = params.get(key).and_then(Json::as_str) {
+        if let Some(v) = given(key) {
             match time::parse(v) {
                 Some(us) => {
                     args.push(Value::Integer(us));

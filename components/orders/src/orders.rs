@@ -68,13 +68,12 @@ fn validate(body: &[u8]) -> Result<NewOrder, Reply> {
         }
     };
     let mut bad = Map::new();
-    let mut field = |key: &str| match object.get(key) {
-        Some(Json::String(s))
-            if !s.trim().is_empty() && s.chars().count() <= MAX_ID_CHARS && !s.contains(char::is_control) =>
-        {
-            Some(s.clone())
+    // Trimmed, like the seed's serializer fields.
+    let mut field = |key: &str| match object.get(key).map(|v| v.as_str().map(str::trim)) {
+        Some(Some(s)) if !s.is_empty() && s.chars().count() <= MAX_ID_CHARS && !s.contains(char::is_control) => {
+            Some(s.to_owned())
         }
-        Some(Json::String(_)) => {
+        Some(Some(_)) => {
             bad.insert(
                 key.into(),
                 format!("must be a non-empty string of at most {MAX_ID_CHARS} characters, without control characters")
@@ -82,7 +81,7 @@ fn validate(body: &[u8]) -> Result<NewOrder, Reply> {
             );
             None
         }
-        Some(_) => {
+        Some(None) => {
             bad.insert(key.into(), "must be a string".into());
             None
         }
