@@ -12,7 +12,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 echo "==> building components (wasm32-wasip2)"
-cargo build --release --target wasm32-wasip2 --workspace --exclude wharf --exclude wharf-bench --exclude wharf-sqlite-sandbox --exclude wharf-fuzz-checks
+cargo build --release --target wasm32-wasip2 --workspace --exclude wharf --exclude wharf-bench --exclude wharf-sqlite-sandbox --exclude wharf-fuzz-checks --exclude wharf-fuzz-replay
 
 echo "==> building the host"
 cargo build --release -p wharf

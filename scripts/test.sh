@@ -51,4 +51,6 @@ else
     banner "openapi-spec-validator could not be installed in $py_venv: the OpenAPI validator test will be SKIPPED"
 fi
 echo "==> running tests"
-cargo test --release -p wharf -p wharf-sqlite-sandbox -p wharf-fuzz-checks "$@"
+# The components' own unit tests and fuzz-corpus replays run natively.
+cargo test --release -p wharf -p wharf-sqlite-sandbox -p wharf-fuzz-checks -p wharf-fuzz-replay \
+    -p mandrill -p eye -p content -p users "$@"

@@ -25,5 +25,6 @@ mod sandbox;
 mod scaffold;
 mod schemathesis;
 mod serving;
+mod standard_components;
 mod store;
 mod users;

@@ -30,6 +30,11 @@ impl Reply {
         Self { status, payload: Payload::Json(body), headers: Vec::new() }
     }
 
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn empty(status: StatusCode) -> Self {
         Self { status, payload: Payload::Empty, headers: Vec::new() }
     }

@@ -10,7 +10,7 @@ use crate::reply::{self, Reply, integer, text};
 use crate::{jobs, sessions, time};
 
 /// Clock skew allowed for timestamps "in the future".
-const SKEW_US: i64 = 5_000_000;
+pub(crate) const SKEW_US: i64 = 5_000_000;
 const SELECT: &str = "SELECT id, session_id, category, name, data, ts_us, created_at FROM events";
 
 /// Validated event fields (all set for a full event; a PATCH sets some).
@@ -26,6 +26,16 @@ pub(crate) struct Fields {
 /// Checks the fields of `object`; with `partial`, absent fields are fine
 /// (but at least one must be given). `Err` maps each bad field to why.
 pub(crate) fn validate(object: &Map<String, Json>, partial: bool) -> Result<Fields, Map<String, Json>> {
+    validate_with(object, partial, sessions::exists)
+}
+
+/// [`validate`], asking `session_exists` whether a session is stored (the
+/// fuzz target answers without a store).
+pub(crate) fn validate_with(
+    object: &Map<String, Json>,
+    partial: bool,
+    session_exists: impl Fn(&str) -> Result<bool, store::Error>,
+) -> Result<Fields, Map<String, Json>> {
     let mut bad = Map::new();
     let mut fields = Fields::default();
     let present = |key: &str| object.contains_key(key);
@@ -39,7 +49,7 @@ pub(crate) fn validate(object: &Map<String, Json>, partial: bool) -> Result<Fiel
             None => {
                 bad.insert("session".into(), "must be {\"id\": \"<session uuid>\"}".into());
             }
-            Some(id) => match sessions::exists(&id) {
+            Some(id) => match session_exists(&id) {
                 Ok(true) => fields.session = Some(id),
                 Ok(false) => {
                     bad.insert("session".into(), format!("session `{id}` does not exist").into());

@@ -3,6 +3,9 @@
 //! the event or records an error, exactly once per accepted request.
 
 mod events;
+pub mod fuzzing;
+// The job handler is exported only in the component (see `main`).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod jobs;
 mod reply;
 mod sessions;
@@ -11,7 +14,10 @@ mod time;
 use reply::Reply;
 use wstd::http::{Body, Error, Request, Response, StatusCode};
 
-#[wstd::http_server]
+// The export exists only in the component; the native rlib (for the fuzz
+// targets) has none, since a native link cannot name `wasi:http/…#handle`.
+#[cfg_attr(target_arch = "wasm32", wstd::http_server)]
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let method = request.method().as_str().to_owned();
@@ -66,12 +72,15 @@ fn allowed(segments: &[&str]) -> Option<&'static str> {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 struct Worker;
 
+#[cfg(target_arch = "wasm32")]
 impl wharf_guest::job_handler::Guest for Worker {
     fn handle(job: wharf_guest::job_handler::Job) -> Result<(), String> {
         jobs::validate_and_create(job.id, &job.payload)
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 wharf_guest::export_job_handler!(Worker);

@@ -21,6 +21,13 @@ pub(crate) struct Event {
     payload: String,
 }
 
+impl Event {
+    /// The stable id: a hash of the event's canonical JSON.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// Parses every element, or reports the first bad one (index, reason).
 pub(crate) fn parse_batch(batch: Vec<Json>) -> Result<Vec<Event>, (usize, String)> {
     batch.into_iter().enumerate().map(|(i, e)| parse(e).map_err(|reason| (i, reason))).collect()

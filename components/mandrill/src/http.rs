@@ -7,7 +7,7 @@ use wstd::http::{Body, Request, StatusCode};
 use crate::{events, page, signature};
 
 /// Largest batch Mandrill may send (SPEC §1).
-const MAX_EVENTS: usize = 1000;
+pub(crate) const MAX_EVENTS: usize = 1000;
 
 pub(crate) use wharf_guest::reply::Reply;
 
@@ -49,69 +49,10 @@ async fn receive(request: &mut Request<Body>) -> Reply {
         }
     };
     let key = wharf_guest::config::get("webhook_key").filter(|k| !k.is_empty());
-
-    let events_text = match content_type.as_str() {
-        "application/x-www-form-urlencoded" => {
-            let fields: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-            if let Some(key) = &key {
-                let url = wharf_guest::config::get("webhook_url").unwrap_or_default();
-                if !signature::verify(key, &url, &fields, signature.as_deref()) {
-                    return invalid_signature();
-                }
-            }
-            match fields.into_iter().find(|(k, _)| k == "mandrill_events") {
-                Some((_, value)) => value,
-                None => {
-                    return Reply::error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_payload",
-                        "The form has no `mandrill_events` field.",
-                    );
-                }
-            }
-        }
-        "application/json" if key.is_some() => return invalid_signature(),
-        "application/json" => match String::from_utf8(body) {
-            Ok(text) => text,
-            Err(_) => return Reply::error(StatusCode::BAD_REQUEST, "invalid_payload", "The body is not UTF-8."),
-        },
-        _ => {
-            return Reply::error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Send application/x-www-form-urlencoded with a `mandrill_events` field, or (without a webhook key) an application/json array.",
-            );
-        }
-    };
-
-    let batch: Json = match serde_json::from_str(&events_text) {
-        Ok(value) => value,
-        Err(e) => {
-            return Reply::error(
-                StatusCode::BAD_REQUEST,
-                "invalid_payload",
-                format!("The events are not valid JSON: {e}."),
-            );
-        }
-    };
-    let Json::Array(batch) = batch else {
-        return Reply::error(StatusCode::BAD_REQUEST, "invalid_payload", "The events must be a JSON array.");
-    };
-    if batch.len() > MAX_EVENTS {
-        return Reply::error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!("A batch holds at most {MAX_EVENTS} events; this one has {}.", batch.len()),
-        );
-    }
-    let parsed = match events::parse_batch(batch) {
+    let url = wharf_guest::config::get("webhook_url").unwrap_or_default();
+    let parsed = match decode_batch(&content_type, &body, key.as_deref(), &url, signature.as_deref()) {
         Ok(parsed) => parsed,
-        Err((index, reason)) => {
-            let message = format!("Event {index} is invalid: {reason}. Nothing was stored.");
-            let mut fields = serde_json::Map::new();
-            fields.insert(format!("[{index}]"), reason.into());
-            return Reply::error(StatusCode::BAD_REQUEST, "invalid_payload", message).with_fields(fields);
-        }
+        Err(reply) => return reply,
     };
     match events::store_and_publish(parsed) {
         Ok((received, stored)) => Reply::json(
@@ -120,6 +61,61 @@ async fn receive(request: &mut Request<Body>) -> Reply {
         ),
         Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e),
     }
+}
+
+/// Everything `POST /api/hook/` checks before it stores: the media type, the
+/// signature (when `key` is set), the form, the JSON and every event. Pure,
+/// so the fuzzer drives it natively (`fuzz/`, target `mandrill_batch`).
+pub(crate) fn decode_batch(
+    content_type: &str,
+    body: &[u8],
+    key: Option<&str>,
+    url: &str,
+    signature: Option<&str>,
+) -> Result<Vec<events::Event>, Reply> {
+    let invalid = |message: String| Reply::error(StatusCode::BAD_REQUEST, "invalid_payload", message);
+    let events_text = match content_type {
+        "application/x-www-form-urlencoded" => {
+            let fields: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+            if let Some(key) = key
+                && !signature::verify(key, url, &fields, signature)
+            {
+                return Err(invalid_signature());
+            }
+            match fields.into_iter().find(|(k, _)| k == "mandrill_events") {
+                Some((_, value)) => value,
+                None => return Err(invalid("The form has no `mandrill_events` field.".into())),
+            }
+        }
+        "application/json" if key.is_some() => return Err(invalid_signature()),
+        "application/json" => match std::str::from_utf8(body) {
+            Ok(text) => text.to_owned(),
+            Err(_) => return Err(invalid("The body is not UTF-8.".into())),
+        },
+        _ => {
+            return Err(Reply::error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send application/x-www-form-urlencoded with a `mandrill_events` field, or (without a webhook key) an application/json array.",
+            ));
+        }
+    };
+    let batch: Json =
+        serde_json::from_str(&events_text).map_err(|e| invalid(format!("The events are not valid JSON: {e}.")))?;
+    let Json::Array(batch) = batch else { return Err(invalid("The events must be a JSON array.".into())) };
+    if batch.len() > MAX_EVENTS {
+        return Err(Reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("A batch holds at most {MAX_EVENTS} events; this one has {}.", batch.len()),
+        ));
+    }
+    events::parse_batch(batch).map_err(|(index, reason)| {
+        let message = format!("Event {index} is invalid: {reason}. Nothing was stored.");
+        let mut fields = serde_json::Map::new();
+        fields.insert(format!("[{index}]"), reason.into());
+        invalid(message).with_fields(fields)
+    })
 }
 
 fn invalid_signature() -> Reply {

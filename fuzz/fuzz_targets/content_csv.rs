@@ -1,0 +1,4 @@
+//! See `content::fuzzing::check` for what this target checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| content::fuzzing::check(data));

@@ -1,0 +1,4 @@
+//! See `mandrill::fuzzing::check` for what this target checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mandrill::fuzzing::check(data));
