@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -24,6 +25,11 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// hyper's own head limits are this many times the caps: a head over a cap
+/// but within hyper's limit gets the host's 431 with the JSON error body;
+/// only one over hyper's limit gets hyper's bare 431.
+const HYPER_HEAD_SLACK: usize = 4;
 
 /// Bounds on the connections of one listener. Every field is a CLI flag of
 /// `wharf serve` (see `docs/operators.md`).
@@ -278,8 +284,8 @@ pub async fn serve<H, Fut, B>(
         .timer(TokioTimer::new())
         .keep_alive(true)
         .header_read_timeout(limits.header_read_timeout)
-        .max_headers(limits.max_headers)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+        .max_headers(limits.max_headers.saturating_mul(HYPER_HEAD_SLACK))
+        .max_buf_size(limits.max_header_bytes.saturating_mul(HYPER_HEAD_SLACK).max(8192));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -313,9 +319,14 @@ pub async fn serve<H, Fut, B>(
             let service = service_fn(|mut request: http::Request<Incoming>| {
                 let (slot, tracker, handler) = (slot.clone(), tracker.clone(), handler.clone());
                 request.extensions_mut().insert(ClientAddr(peer));
+                let oversized = head_over_caps(&request, tracker.limits());
                 async move {
+                    if let Some(why) = oversized {
+                        crate::metrics::global().refused("header_too_large");
+                        return Ok::<_, Infallible>(head_too_large(why).map(Either::Right));
+                    }
                     let _in_flight = InFlight::start(&slot, &tracker);
-                    Ok::<_, Infallible>(handler(request).await)
+                    Ok::<_, Infallible>(handler(request).await.map(Either::Left))
                 }
             });
             let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
@@ -390,6 +401,40 @@ async fn idle_watch(admission: &Admission, timeout: Duration) {
 
 /// Answers a connection over its cap and closes it: 429 when its address
 /// has too many (SPEC §0), 503 when the host has.
+/// Why a request's head is over the caps, if it is: the header count, or the
+/// bytes of the request line and header fields as sent.
+fn head_over_caps(request: &http::Request<Incoming>, limits: &ConnectionLimits) -> Option<String> {
+    let headers = request.headers();
+    if headers.len() > limits.max_headers {
+        return Some(format!(
+            "The request has {} header fields; at most {} are read.",
+            headers.len(),
+            limits.max_headers
+        ));
+    }
+    let line = request.method().as_str().len() + request.uri().to_string().len() + " HTTP/1.1\r\n".len() + 1;
+    let bytes = headers.iter().fold(line + 2, |sum, (name, value)| sum + name.as_str().len() + value.len() + 4);
+    (bytes > limits.max_header_bytes)
+        .then(|| format!("The request head has {bytes} bytes; at most {} are read.", limits.max_header_bytes))
+}
+
+/// 431 with the SPEC §0 error body; the connection is closed after it.
+fn head_too_large(message: String) -> http::Response<Full<Bytes>> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let body = serde_json::json!({
+        "error": { "code": "header_too_large", "message": message, "request_id": request_id }
+    });
+    let mut response = http::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", id);
+    }
+    response
+}
+
 async fn turn_away(mut stream: TcpStream, refused: Refused) {
     let (status, reason) = match refused {
         Refused::PerAddress => {
