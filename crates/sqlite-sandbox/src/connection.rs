@@ -7,15 +7,12 @@
 use std::ffi::{CString, c_int};
 use std::path::Path;
 use std::ptr::{self, NonNull};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use libsqlite3_sys as ffi;
 
 use crate::run::{Budget, Output, RunError, Value, errmsg};
 use crate::{Limits, Refusal};
-
-/// How long a statement waits for another connection's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An open, sandboxed connection. Used by one thread at a time (the caller
 /// keeps it behind a mutex); closed when dropped.
@@ -43,7 +40,9 @@ impl Connection {
         if rc != ffi::SQLITE_OK {
             return Err(Refusal::Install(errmsg(db.as_ptr())));
         }
-        let busy = c_int::try_from(BUSY_TIMEOUT.as_millis()).unwrap_or(c_int::MAX);
+        // Switching to WAL may wait for another connection; `install` then
+        // replaces this timeout with the sandbox's deadline-aware busy handler.
+        let busy = c_int::try_from(crate::state::BUSY_LIMIT.as_millis()).unwrap_or(c_int::MAX);
         // SAFETY: configuring our own connection before anyone else uses it.
         unsafe { ffi::sqlite3_busy_timeout(db.as_ptr(), busy) };
         // Settings, before the authorizer refuses PRAGMAs.
@@ -106,9 +105,16 @@ impl Connection {
     }
 
     /// Starts a transaction that takes the write lock now, so a transaction
-    /// that writes later cannot fail half-way on another writer.
-    pub fn begin(&mut self) -> Result<(), RunError> {
-        self.control("BEGIN IMMEDIATE")
+    /// that writes later cannot fail half-way on another writer. Waiting for
+    /// the lock ends at `deadline`.
+    pub fn begin(&mut self, deadline: Option<Instant>) -> Result<(), RunError> {
+        crate::set_deadline(self.db, deadline)?;
+        let result = match self.control("BEGIN IMMEDIATE") {
+            Err(_) if crate::deadline_passed(self.db) => Err(RunError::DeadlinePassed),
+            other => other,
+        };
+        crate::set_deadline(self.db, None)?;
+        result
     }
 
     /// Commits the open transaction.

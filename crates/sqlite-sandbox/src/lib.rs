@@ -164,6 +164,8 @@ pub fn install(db: NonNull<ffi::sqlite3>, limits: &Limits) -> Result<(), Refusal
             return Err(Refusal::Install(format!("sqlite3_set_authorizer failed: {rc}")));
         }
         ffi::sqlite3_progress_handler(db, PROGRESS_INTERVAL, Some(state::progress), state.cast());
+        // Replaces any busy timeout: waiting for a lock also ends at the deadline.
+        ffi::sqlite3_busy_handler(db, Some(state::busy), state.cast());
     }
     Ok(())
 }

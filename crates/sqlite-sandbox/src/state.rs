@@ -1,12 +1,13 @@
 //! What the sandbox keeps per connection, in SQLite's client data (freed by
 //! SQLite when the connection closes): the deadline, and whether a
-//! statement is being inspected rather than run.
+//! statement is being inspected rather than run; and the callbacks that read
+//! it (progress and busy handlers).
 
 use std::ffi::{CStr, c_int, c_void};
 use std::sync::Mutex;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The client data key.
 pub(crate) const KEY: &CStr = c"wharf.sandbox";
@@ -65,6 +66,12 @@ impl ConnState {
         self.denial.lock().ok().and_then(|mut slot| slot.take())
     }
 
+    /// Time left before the deadline, if one is set.
+    fn until_deadline(&self) -> Option<Duration> {
+        let deadline = self.deadline_ms.load(Ordering::Acquire);
+        (deadline != 0).then(|| Duration::from_millis(deadline.saturating_sub(millis_since_epoch(Instant::now()))))
+    }
+
     fn past_deadline(&self) -> bool {
         let deadline = self.deadline_ms.load(Ordering::Acquire);
         deadline != 0 && millis_since_epoch(Instant::now()) >= deadline
@@ -90,6 +97,35 @@ pub(crate) unsafe extern "C" fn progress(state: *mut c_void) -> c_int {
         return 1;
     }
     0
+}
+
+/// How long a statement waits in all for another connection's lock.
+pub(crate) const BUSY_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits between retries while the database is locked (then 100 ms each).
+const BUSY_DELAYS_MS: [u64; 12] = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+
+/// SQLite's busy handler: waits and retries (non-zero) while the lock is
+/// held, up to [`BUSY_LIMIT`] in all, but never past the deadline, where
+/// it gives up (zero: the statement fails with `SQLITE_BUSY`, counted as
+/// stopped at the deadline).
+pub(crate) unsafe extern "C" fn busy(state: *mut c_void, count: c_int) -> c_int {
+    // SAFETY: registered with the connection's own `ConnState`, which lives
+    // as long as the connection.
+    let Some(state) = (unsafe { state.cast::<ConnState>().as_ref() }) else { return 0 };
+    let count = usize::try_from(count).unwrap_or(0);
+    let extra = u64::try_from(count.saturating_sub(BUSY_DELAYS_MS.len())).unwrap_or(u64::MAX);
+    let waited_ms = BUSY_DELAYS_MS.iter().take(count).sum::<u64>().saturating_add(extra.saturating_mul(100));
+    if state.past_deadline() {
+        state.passed.store(true, Ordering::Relaxed);
+        return 0;
+    }
+    if u128::from(waited_ms) >= BUSY_LIMIT.as_millis() {
+        return 0;
+    }
+    let delay = Duration::from_millis(BUSY_DELAYS_MS.get(count).copied().unwrap_or(100));
+    std::thread::sleep(state.until_deadline().map_or(delay, |left| delay.min(left)));
+    1
 }
 
 /// Frees the state when SQLite closes the connection.

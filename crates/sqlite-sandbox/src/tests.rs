@@ -245,3 +245,42 @@ fn denials_say_why() {
     let err = check_statement(db.0, "BEGIN").unwrap_err();
     assert!(err.to_string().contains("store.begin"), "{err}");
 }
+
+#[test]
+fn waiting_for_another_connections_lock_ends_at_the_deadline() {
+    let path = std::env::temp_dir().join(format!("wharf-busy-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let limits = Limits::for_query_bytes(1 << 20);
+    let budget = Budget { rows: 10, bytes: 1 << 10 };
+    let mut holder = Connection::open(&path, &limits).unwrap();
+    let mut waiter = Connection::open(&path, &limits).unwrap();
+    holder.run("CREATE TABLE t (x INTEGER)", &[], budget, false, None).unwrap();
+    holder.begin(None).unwrap();
+    holder.run("INSERT INTO t VALUES (1)", &[], budget, false, None).unwrap();
+
+    // A write and a BEGIN IMMEDIATE both wait for the lock, and give up at
+    // the deadline (not after the 5 s busy limit).
+    for attempt in ["insert", "begin"] {
+        let started = Instant::now();
+        let deadline = Some(started + Duration::from_millis(200));
+        let result = match attempt {
+            "insert" => waiter.run("INSERT INTO t VALUES (2)", &[], budget, false, deadline).map(|_| ()),
+            _ => waiter.begin(deadline),
+        };
+        assert!(matches!(result, Err(RunError::DeadlinePassed)), "{attempt}: {result:?}");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(150) && waited < Duration::from_secs(2), "{attempt}: {waited:?}");
+    }
+
+    // Without a deadline the waiter gets the lock once the holder commits.
+    let committer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        holder.commit().unwrap();
+    });
+    waiter.run("INSERT INTO t VALUES (3)", &[], budget, false, None).unwrap();
+    committer.join().unwrap();
+    let rows = waiter.run("SELECT count(*) FROM t", &[], budget, true, None).unwrap();
+    assert_eq!(rows.rows.len(), 1);
+    drop(waiter);
+    let _ = std::fs::remove_file(&path);
+}

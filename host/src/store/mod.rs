@@ -279,7 +279,7 @@ impl Host for StoreCtx {
             // writes later cannot fail half-way with SQLITE_BUSY.
             ComponentDb::Sqlite(db) => {
                 let checkout = db.sandbox.checkout().await.map_err(pool_error)?;
-                checkout.control(Control::Begin).await.map_err(pool_error)?;
+                checkout.control(Control::Begin, self.deadline).await.map_err(pool_error)?;
                 OpenTx::Sqlite(checkout)
             }
             ComponentDb::Postgres(pool) => OpenTx::Postgres(pool.begin().await.map_err(sql::map_error)?),
@@ -291,7 +291,7 @@ impl Host for StoreCtx {
     async fn commit(&mut self) -> Result<(), Error> {
         let committed = match self.tx.take() {
             None => return Err(Error::TransactionState("no transaction is open".into())),
-            Some(OpenTx::Sqlite(tx)) => tx.control(Control::Commit).await.map_err(pool_error),
+            Some(OpenTx::Sqlite(tx)) => tx.control(Control::Commit, self.deadline).await.map_err(pool_error),
             Some(OpenTx::Postgres(tx)) => tx.commit().await.map_err(sql::map_error),
         };
         let after = std::mem::take(&mut self.after_commit);
@@ -310,7 +310,7 @@ impl Host for StoreCtx {
         self.after_commit.clear();
         match self.tx.take() {
             None => Err(Error::TransactionState("no transaction is open".into())),
-            Some(OpenTx::Sqlite(tx)) => tx.control(Control::Rollback).await.map_err(pool_error),
+            Some(OpenTx::Sqlite(tx)) => tx.control(Control::Rollback, self.deadline).await.map_err(pool_error),
             Some(OpenTx::Postgres(tx)) => tx.rollback().await.map_err(sql::map_error),
         }
     }

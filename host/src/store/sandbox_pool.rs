@@ -137,8 +137,9 @@ impl Checkout {
         Ok(result?)
     }
 
-    /// `BEGIN IMMEDIATE`, `COMMIT` or `ROLLBACK`.
-    pub(crate) async fn control(&self, what: Control) -> Result<(), PoolError> {
+    /// `BEGIN IMMEDIATE` (waiting for the write lock until `deadline`),
+    /// `COMMIT` or `ROLLBACK`.
+    pub(crate) async fn control(&self, what: Control, deadline: Option<Instant>) -> Result<(), PoolError> {
         match what {
             Control::Begin => self.in_tx.store(true, Ordering::Release),
             Control::Commit if self.lost.load(Ordering::Acquire) => return Err(PoolError::TransactionLost),
@@ -148,7 +149,7 @@ impl Checkout {
         let work = move || {
             let mut conn = conn.lock().map_err(|_| RunError::Refused(wharf_sqlite_sandbox::Refusal::NotInstalled))?;
             match what {
-                Control::Begin => conn.begin(),
+                Control::Begin => conn.begin(deadline),
                 Control::Commit => conn.commit(),
                 Control::Rollback => conn.rollback(),
             }
