@@ -125,7 +125,7 @@ pub fn run(
 ) -> Result<Output, RunError> {
     let db = db.as_ptr();
     let stmt = crate::prepare_checked(db, sql)?;
-    step(db, stmt, params, budget, keep_rows)
+    all_or_nothing(db, stmt, params, budget, keep_rows)
 }
 
 /// Runs the host's own single statement: compiled without inspection (the
@@ -140,7 +140,42 @@ pub(crate) fn run_trusted(
     let db = db.as_ptr();
     let state = crate::conn_state(db)?;
     let (stmt, _) = crate::compile(db, state, sql.as_bytes())?;
-    step(db, stmt.ok_or(Refusal::Empty)?, params, budget, keep_rows)
+    all_or_nothing(db, stmt.ok_or(Refusal::Empty)?, params, budget, keep_rows)
+}
+
+/// Steps a statement that writes inside a savepoint, undone if the
+/// statement fails for any reason, its result going over `budget` included:
+/// SQLite makes every change of an `… RETURNING` on its first step, before
+/// the host has seen the rows it would refuse.
+fn all_or_nothing(
+    db: *mut ffi::sqlite3,
+    stmt: Statement,
+    params: &[Value],
+    budget: Budget,
+    keep_rows: bool,
+) -> Result<Output, RunError> {
+    // SAFETY: asks about our own prepared statement.
+    if unsafe { ffi::sqlite3_stmt_readonly(stmt.0.as_ptr()) } != 0 {
+        return step(db, stmt, params, budget, keep_rows);
+    }
+    exec(db, c"SAVEPOINT wharf_statement")?;
+    // `step` finalizes the statement, so the savepoint can be released.
+    let result = step(db, stmt, params, budget, keep_rows)
+        .and_then(|output| exec(db, c"RELEASE wharf_statement").map(|()| output));
+    if result.is_err() {
+        // An interrupt may already have rolled the whole transaction back,
+        // and the savepoint with it: then there is nothing left to undo.
+        let _ = exec(db, c"ROLLBACK TO wharf_statement");
+        let _ = exec(db, c"RELEASE wharf_statement");
+    }
+    result
+}
+
+/// Runs the host's own fixed SQL.
+fn exec(db: *mut ffi::sqlite3, sql: &CStr) -> Result<(), RunError> {
+    // SAFETY: our connection; no callback; the error message is not requested.
+    let rc = unsafe { ffi::sqlite3_exec(db, sql.as_ptr(), None, std::ptr::null_mut(), std::ptr::null_mut()) };
+    if rc == ffi::SQLITE_OK { Ok(()) } else { Err(sqlite_error(db, rc)) }
 }
 
 /// Binds and steps `stmt` to the end under `budget`.

@@ -284,3 +284,37 @@ fn waiting_for_another_connections_lock_ends_at_the_deadline() {
     drop(waiter);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn a_write_whose_result_is_refused_changes_nothing() {
+    let path = std::env::temp_dir().join(format!("wharf-returning-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let mut conn = Connection::open(&path, &Limits::for_query_bytes(1 << 20)).unwrap();
+    let roomy = Budget { rows: 1000, bytes: 1 << 20 };
+    conn.run("CREATE TABLE t (x INTEGER)", &[], roomy, false, None).unwrap();
+    conn.run("INSERT INTO t SELECT value FROM json_each('[1,2,3,4,5]')", &[], roomy, false, None).unwrap();
+    let tight = Budget { rows: 2, bytes: 1 << 20 };
+    let count = |conn: &mut Connection, sql: &str| match conn.run(sql, &[], roomy, true, None).unwrap().rows[0][0] {
+        Value::Integer(n) => n,
+        ref other => panic!("{other:?}"),
+    };
+    // Outside a transaction, and inside one: the refused RETURNING leaves
+    // every row as it was, and the transaction goes on.
+    for in_transaction in [false, true] {
+        if in_transaction {
+            conn.begin(None).unwrap();
+        }
+        let refused = conn.run("UPDATE t SET x = x + 100 RETURNING x", &[], tight, true, None);
+        assert!(matches!(refused, Err(RunError::TooLarge(_))), "{refused:?}");
+        let refused = conn.run("DELETE FROM t RETURNING x", &[], tight, true, None);
+        assert!(matches!(refused, Err(RunError::TooLarge(_))), "{refused:?}");
+        assert_eq!(count(&mut conn, "SELECT count(*) FROM t WHERE x < 100"), 5, "in a transaction: {in_transaction}");
+        if in_transaction {
+            conn.run("INSERT INTO t VALUES (6)", &[], roomy, false, None).unwrap();
+            conn.commit().unwrap();
+        }
+    }
+    assert_eq!(count(&mut conn, "SELECT count(*) FROM t"), 6);
+    drop(conn);
+    let _ = std::fs::remove_file(&path);
+}
