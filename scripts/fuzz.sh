@@ -26,19 +26,37 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+# The host's targets (fuzz/) and the components' (fuzz/components/), each
+# package built on its own: the components' need neither the host nor wasmtime.
+fuzz_dirs=(fuzz/components fuzz)
+fuzz_dir_of() {
+    local dir
+    for dir in "${fuzz_dirs[@]}"; do
+        if cargo +nightly fuzz list --fuzz-dir "$dir" | grep -qx "$1"; then
+            echo "$dir"
+            return
+        fi
+    done
+    echo "no fuzz target named $1" >&2
+    exit 2
+}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    mapfile -t targets < <(cargo +nightly fuzz list)
+    for dir in "${fuzz_dirs[@]}"; do
+        mapfile -t -O "${#targets[@]}" targets < <(cargo +nightly fuzz list --fuzz-dir "$dir")
+    done
 fi
 
 failed=0
-printf '%-14s %8s %10s %8s\n' target seconds executions crashes
+printf '%-16s %8s %12s %8s\n' target seconds executions crashes
 for target in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$target" "fuzz/regressions/$target" "fuzz/artifacts/$target"
     log="fuzz/artifacts/$target/last-run.log"
     # -rss_limit_mb: the sandbox allows 512 MiB of SQLite heap plus the fuzzer's own.
-    if ! cargo +nightly fuzz run --release --sanitizer "$sanitizer" "$target" "fuzz/corpus/$target" -- \
-        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
+    dir=$(fuzz_dir_of "$target")
+    if ! cargo +nightly fuzz run --fuzz-dir "$dir" --release --sanitizer "$sanitizer" "$target" "fuzz/corpus/$target" -- \
+        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+        -artifact_prefix="fuzz/artifacts/$target/" >"$log" 2>&1; then
         failed=1
     fi
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
@@ -48,7 +66,7 @@ for target in "${targets[@]}"; do
         cp "$crash" "fuzz/regressions/$target/"
         crashes=$((crashes + 1))
     done
-    printf '%-14s %8s %10s %8s\n' "$target" "$seconds" "$runs" "$crashes"
+    printf '%-16s %8s %12s %8s\n' "$target" "$seconds" "$runs" "$crashes"
     [ "$crashes" -eq 0 ] || failed=1
 done
 if [ "$failed" -ne 0 ]; then

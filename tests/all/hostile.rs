@@ -111,6 +111,10 @@ both_backends! {
                 ("runaway sleep", Bounded, "SELECT pg_sleep(30)".to_owned()),
                 ("runaway recursion", Bounded, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c".to_owned()),
                 ("the host secret", Refused, "SELECT secret FROM public.wharf_host_secret".to_owned()),
+                // Each would make the host hold 300 MB if it read the message whole.
+                ("huge value", Bounded, "SELECT repeat('x', 300000000)".to_owned()),
+                ("huge error message", Bounded, "DO $$ BEGIN RAISE EXCEPTION '%', repeat('x', 300000000); END $$".to_owned()),
+                ("huge notice", Bounded, "DO $$ BEGIN RAISE NOTICE '%', repeat('x', 300000000); RAISE EXCEPTION 'after'; END $$".to_owned()),
             ]);
         } else {
             cases.extend([
@@ -146,6 +150,15 @@ both_backends! {
         assert_eq!((status, &body["rows"]), (200, &json!([["other's"]])), "{body}");
         let (status, body) = wharf.post_json("/store/query", json!({"sql": "SELECT name FROM items", "params": []})).await;
         assert_eq!((status, &body["rows"]), (200, &json!([["mine"]])), "{body}");
+
+        // Memory stayed bounded. PostgreSQL: no message over the cap reached
+        // the host, so its peak stays well under the 300 MB values asked for.
+        // SQLite: its heap is capped at 512 MiB for the process, which the
+        // 400 × 1 MB columns case fills most of.
+        let peak = wharf.peak_rss();
+        eprintln!("reliability: hostile-sql backend={label} peak_rss={}MiB", peak >> 20);
+        let bound: u64 = if is_pg { 250 << 20 } else { (512 + 150) << 20 };
+        assert!(peak < bound, "[{label}] the host's resident memory peaked at {} MiB", peak >> 20);
 
         // No thread is left busy: the process is idle once the answers are in.
         let busy = wharf.cpu_while_idle(Duration::from_millis(500), Duration::from_secs(2)).await;

@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::Context;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use super::pg_relay::{FRAME_OVERHEAD, PgRelay, Upstream};
 use super::sandbox_pool::SandboxPool;
 use crate::manifest::ComponentName;
 
@@ -46,6 +47,9 @@ pub enum Database {
         /// Distinguishes this database's roles from other databases' in the
         /// same cluster (roles are cluster-wide): a short hash of its name.
         role_suffix: String,
+        /// What the component roles connect through: no server message
+        /// bigger than their `query_bytes` reaches the host.
+        relay: Arc<PgRelay>,
     },
 }
 
@@ -102,7 +106,12 @@ impl Database {
         let secret = format!("{}|{}", url, "wharf-component-roles").into_bytes();
         let database: String = sqlx::query_scalar("SELECT current_database()::text").fetch_one(&admin).await?;
         let role_suffix = hex::encode(&<Sha256 as sha2::Digest>::digest(database.as_bytes())[..4]);
-        Ok(Self::Postgres { admin, options: Box::new(options), secret, role_suffix })
+        let upstream = match options.get_socket() {
+            Some(dir) => Upstream::Unix(dir.join(format!(".s.PGSQL.{}", options.get_port()))),
+            None => Upstream::Tcp(options.get_host().to_owned(), options.get_port()),
+        };
+        let relay = Arc::new(PgRelay::start(upstream).await?);
+        Ok(Self::Postgres { admin, options: Box::new(options), secret, role_suffix, relay })
     }
 
     /// `sqlite` or `postgres`, for logs and `/readyz`.
@@ -161,12 +170,20 @@ impl Database {
                 let sandbox = SandboxPool::new(path, sandbox, connections);
                 Ok(ComponentDb::Sqlite(SqliteDb { pool, sandbox }))
             }
-            Self::Postgres { admin, options, secret, role_suffix } => {
+            Self::Postgres { admin, options, secret, role_suffix, relay } => {
                 let role = format!("wharf_{component}_{role_suffix}");
                 let password = derive_password(secret, &role);
                 provision_postgres(admin, component.as_str(), &role, &password, &limits).await?;
-                let options = (**options)
-                    .clone()
+                let cap = usize::try_from(limits.query_bytes).unwrap_or(usize::MAX).saturating_add(FRAME_OVERHEAD);
+                relay.set_cap(&role, cap);
+                let mut through_relay = PgConnectOptions::new_without_pgpass()
+                    .host(&relay.addr().ip().to_string())
+                    .port(relay.addr().port())
+                    .ssl_mode(PgSslMode::Disable);
+                if let Some(database) = options.get_database() {
+                    through_relay = through_relay.database(database);
+                }
+                let options = through_relay
                     .username(&role)
                     .password(&password)
                     .options([("search_path", component.as_str())])

@@ -7,6 +7,7 @@
 mod backend;
 pub mod guard;
 pub mod migrate;
+mod pg_relay;
 mod sandbox_pool;
 pub mod sql;
 
