@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 /// The cap for a role the relay was not told about.
@@ -174,20 +174,14 @@ where
         let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
         let body = u64::from(len.saturating_sub(4));
         if usize::try_from(body).map_or(true, |body| body > cap) {
-            let skipped = tokio::io::copy_buf(&mut (&mut server).take(body), &mut tokio::io::sink()).await?;
-            if skipped < body {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
+            pass_on::<R, W>(&mut server, body, None).await?;
             if kind != b'N' && !refused_this_query {
                 client.write_all(&too_large(cap)).await?;
                 refused_this_query = true;
             }
         } else {
             client.write_all(&header).await?;
-            let copied = tokio::io::copy_buf(&mut (&mut server).take(body), &mut client).await?;
-            if copied < body {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
+            pass_on(&mut server, body, Some(&mut client)).await?;
             if kind == b'Z' {
                 refused_this_query = false;
             }
@@ -198,6 +192,33 @@ where
             client.flush().await?;
         }
     }
+}
+
+/// Moves the next `len` bytes of `server` to `client` (or drops them),
+/// chunk by chunk as they arrive, without flushing.
+async fn pass_on<R, W>(
+    server: &mut BufReader<R>,
+    len: u64,
+    mut client: Option<&mut BufWriter<W>>,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut left = len;
+    while left > 0 {
+        let chunk = server.fill_buf().await?;
+        if chunk.is_empty() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if let Some(client) = client.as_mut() {
+            client.write_all(&chunk[..n]).await?;
+        }
+        server.consume(n);
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 /// An `ErrorResponse` with SQLSTATE 54000 saying a message was over `cap`.
