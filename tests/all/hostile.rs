@@ -114,6 +114,7 @@ both_backends! {
                 // Each would make the host hold 300 MB if it read the message whole.
                 ("huge value", Bounded, "SELECT repeat('x', 300000000)".to_owned()),
                 ("huge error message", Bounded, "DO $$ BEGIN RAISE EXCEPTION '%', repeat('x', 300000000); END $$".to_owned()),
+                ("huge value, then an error", Bounded, "SELECT repeat('x', 300000000) UNION ALL SELECT (1 / 0)::text".to_owned()),
                 ("huge notice", Bounded, "DO $$ BEGIN RAISE NOTICE '%', repeat('x', 300000000); RAISE EXCEPTION 'after'; END $$".to_owned()),
             ]);
         } else {

@@ -164,9 +164,15 @@ fn all_or_nothing(
         .and_then(|output| exec(db, c"RELEASE wharf_statement").map(|()| output));
     if result.is_err() {
         // An interrupt may already have rolled the whole transaction back,
-        // and the savepoint with it: then there is nothing left to undo.
-        let _ = exec(db, c"ROLLBACK TO wharf_statement");
-        let _ = exec(db, c"RELEASE wharf_statement");
+        // and the savepoint with it: then there is nothing left to undo. If
+        // the savepoint is there but cannot be rolled back to (out of
+        // memory), the whole transaction goes, rather than keep the
+        // statement's changes; the host then sees the transaction lost.
+        if exec(db, c"ROLLBACK TO wharf_statement").is_ok() {
+            let _ = exec(db, c"RELEASE wharf_statement");
+        } else if !crate::is_autocommit(NonNull::new(db).ok_or(Refusal::NotInstalled)?) {
+            let _ = exec(db, c"ROLLBACK");
+        }
     }
     result
 }

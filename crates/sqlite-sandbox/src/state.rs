@@ -20,6 +20,8 @@ pub(crate) struct ConnState {
     deadline_ms: AtomicU64,
     /// Set when the progress handler stopped a statement.
     passed: AtomicBool,
+    /// When the current wait for a lock began ([`epoch`] milliseconds).
+    busy_since_ms: AtomicU64,
     /// Set while [`crate::check_statement`] compiles the component's text.
     inspecting: AtomicBool,
     /// Why the authorizer last refused something, for the component's error.
@@ -114,12 +116,16 @@ pub(crate) unsafe extern "C" fn busy(state: *mut c_void, count: c_int) -> c_int 
     // as long as the connection.
     let Some(state) = (unsafe { state.cast::<ConnState>().as_ref() }) else { return 0 };
     let count = usize::try_from(count).unwrap_or(0);
-    let extra = u64::try_from(count.saturating_sub(BUSY_DELAYS_MS.len())).unwrap_or(u64::MAX);
-    let waited_ms = BUSY_DELAYS_MS.iter().take(count).sum::<u64>().saturating_add(extra.saturating_mul(100));
+    let now = millis_since_epoch(Instant::now());
+    if count == 0 {
+        state.busy_since_ms.store(now, Ordering::Relaxed);
+    }
     if state.past_deadline() {
         state.passed.store(true, Ordering::Relaxed);
         return 0;
     }
+    // Time really waited, not the sum of the sleeps asked for.
+    let waited_ms = now.saturating_sub(state.busy_since_ms.load(Ordering::Relaxed));
     if u128::from(waited_ms) >= BUSY_LIMIT.as_millis() {
         return 0;
     }

@@ -16,12 +16,10 @@ use sha2::Sha256;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::pg_relay::{FRAME_OVERHEAD, PgRelay, Upstream};
+use super::pg_relay::{self, PgRelay, Upstream};
 use super::sandbox_pool::SandboxPool;
 use crate::manifest::ComponentName;
 
-/// How long a statement waits for SQLite's write lock before `unavailable`.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a component's statement waits for a PostgreSQL lock.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for a pooled connection.
@@ -108,9 +106,10 @@ impl Database {
         let role_suffix = hex::encode(&<Sha256 as sha2::Digest>::digest(database.as_bytes())[..4]);
         let upstream = match options.get_socket() {
             Some(dir) => Upstream::Unix(dir.join(format!(".s.PGSQL.{}", options.get_port()))),
-            None => Upstream::Tcp(options.get_host().to_owned(), options.get_port()),
+            // An IPv6 literal comes bracketed, as in the URL.
+            None => Upstream::Tcp(options.get_host().trim_matches(['[', ']']).to_owned(), options.get_port()),
         };
-        let relay = Arc::new(PgRelay::start(upstream).await?);
+        let relay = Arc::new(PgRelay::start(&relay_dir(data_dir), upstream).await?);
         Ok(Self::Postgres { admin, options: Box::new(options), secret, role_suffix, relay })
     }
 
@@ -151,7 +150,8 @@ impl Database {
                     // WAL + NORMAL survives a process crash (kill -9); only an
                     // OS crash can lose the last transactions.
                     .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    // Waiting for a lock: sqlx's busy timeout is replaced by the
+                    // sandbox's busy handler (5 s, or the deadline), installed below.
                     .foreign_keys(true);
                 let sandbox = wharf_sqlite_sandbox::Limits::for_query_bytes(limits.query_bytes);
                 let pool = SqlitePoolOptions::new()
@@ -174,11 +174,10 @@ impl Database {
                 let role = format!("wharf_{component}_{role_suffix}");
                 let password = derive_password(secret, &role);
                 provision_postgres(admin, component.as_str(), &role, &password, &limits).await?;
-                let cap = usize::try_from(limits.query_bytes).unwrap_or(usize::MAX).saturating_add(FRAME_OVERHEAD);
-                relay.set_cap(&role, cap);
+                relay.set_cap(&role, pg_relay::cap_for(limits.query_bytes));
                 let mut through_relay = PgConnectOptions::new_without_pgpass()
-                    .host(&relay.addr().ip().to_string())
-                    .port(relay.addr().port())
+                    .socket(relay.dir())
+                    .port(pg_relay::SOCKET_PORT)
                     .ssl_mode(PgSslMode::Disable);
                 if let Some(database) = options.get_database() {
                     through_relay = through_relay.database(database);
@@ -208,6 +207,17 @@ impl Database {
             }
         }
     }
+}
+
+/// Where the PostgreSQL relay's socket lives: `DATA_DIR/pg-relay`, unless
+/// that path is too long for a Unix socket's name (about 100 bytes); then a
+/// directory of this process's own under the system's temporary directory.
+fn relay_dir(data_dir: &Path) -> PathBuf {
+    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned()).join("pg-relay");
+    if dir.as_os_str().len() + ".s.PGSQL.5432".len() < 100 {
+        return dir;
+    }
+    std::env::temp_dir().join(format!("wharf-pg-relay-{}", std::process::id()))
 }
 
 /// Creates the component's role and schema if missing. The role owns only
