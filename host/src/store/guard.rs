@@ -55,11 +55,8 @@ pub fn statements(sql: &str) -> Vec<&str> {
                 }
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i += 1;
+                // Leaves `i` on the comment's last byte.
+                i = skip_block_comment(bytes, i).saturating_sub(1);
             }
             b';' => {
                 push_statement(&mut out, &sql[start..i]);
@@ -71,6 +68,27 @@ pub fn statements(sql: &str) -> Vec<&str> {
     }
     push_statement(&mut out, &sql[start.min(sql.len())..]);
     out
+}
+
+/// The index just past the block comment that starts at `i`, nested as
+/// PostgreSQL nests them (`/* /* */ still a comment */`).
+fn skip_block_comment(bytes: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    while i < bytes.len() {
+        if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    bytes.len()
 }
 
 fn push_statement<'a>(out: &mut Vec<&'a str>, statement: &'a str) {
@@ -86,8 +104,8 @@ fn first_keyword(statement: &str) -> Option<String> {
         rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
         if let Some(after) = rest.strip_prefix("--") {
             rest = after.split_once('\n').map_or("", |(_, r)| r);
-        } else if let Some(after) = rest.strip_prefix("/*") {
-            rest = after.split_once("*/").map_or("", |(_, r)| r);
+        } else if rest.starts_with("/*") {
+            rest = &rest[skip_block_comment(rest.as_bytes(), 0)..];
         } else {
             break;
         }
@@ -131,9 +149,12 @@ mod tests {
             "-- x\nBEGIN",
             "set role postgres",
             "VACUUM INTO '/tmp/x'",
+            // PostgreSQL nests block comments: the first word here is BEGIN.
+            "/* /* */ SELECT */ BEGIN",
         ] {
             assert!(check_statement(sql).is_err(), "{sql}");
         }
+        assert!(check_statement("/* a /* b */ c */ SELECT 1").is_ok());
     }
 
     #[test]
