@@ -170,7 +170,8 @@ fn all_or_nothing(
         // statement's changes; the host then sees the transaction lost.
         if exec(db, c"ROLLBACK TO wharf_statement").is_ok() {
             let _ = exec(db, c"RELEASE wharf_statement");
-        } else if !crate::is_autocommit(NonNull::new(db).ok_or(Refusal::NotInstalled)?) {
+        // SAFETY: reads our connection's transaction state.
+        } else if unsafe { ffi::sqlite3_get_autocommit(db) } == 0 {
             let _ = exec(db, c"ROLLBACK");
         }
     }
