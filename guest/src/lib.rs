@@ -32,6 +32,8 @@ pub use exports::wharf::host::job_handler;
 
 #[cfg(feature = "reply")]
 pub mod reply;
+#[cfg(feature = "reply")]
+pub mod request;
 
 /// Logs a formatted line at `info` through `wharf:host/log`.
 #[macro_export]

@@ -29,7 +29,7 @@ enum Query {
 
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let request_id = wharf_guest::reply::request_id(&request);
+    let request_id = wharf_guest::request::request_id(&request);
     simulate_latency().await;
     let reply = match parse(&request) {
         Ok(query) => {

@@ -21,7 +21,7 @@ const RECENT: usize = 5;
 
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let request_id = wharf_guest::reply::request_id(&request);
+    let request_id = wharf_guest::request::request_id(&request);
     let reply = match handle(&request, &request_id).await {
         Ok(entries) => Reply::ok_serialized(&entries),
         Err(reply) => reply,

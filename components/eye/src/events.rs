@@ -140,7 +140,7 @@ pub(crate) fn accept(body: &[u8]) -> Reply {
 pub(crate) fn list(query: &str) -> Reply {
     let params = reply::query_params(query);
     let mut bad = Map::new();
-    let (limit, offset) = reply::page(&params, &mut bad);
+    let reply::Page { limit, offset } = reply::page(&params, &mut bad);
     let mut filters = Vec::new();
     let mut args = Vec::new();
     // An empty filter is no filter, as in the seed's django-filter.
@@ -290,7 +290,7 @@ fn error_json(row: &[Value]) -> Json {
 pub(crate) fn list_errors(query: &str) -> Reply {
     let params = reply::query_params(query);
     let mut bad = Map::new();
-    let (limit, offset) = reply::page(&params, &mut bad);
+    let reply::Page { limit, offset } = reply::page(&params, &mut bad);
     if !bad.is_empty() {
         return Reply::invalid_fields(bad);
     }

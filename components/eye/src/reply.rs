@@ -4,7 +4,7 @@
 use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
-pub(crate) use wharf_guest::reply::{Reply, json_body, page, query_params};
+pub(crate) use wharf_guest::reply::{Page, Reply, json_body, page, query_params};
 
 /// 404 `not_found` for a `what` with `id`.
 pub(crate) fn not_found(what: &str, id: &str) -> Reply {

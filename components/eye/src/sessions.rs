@@ -36,7 +36,7 @@ pub(crate) fn create(body: &[u8]) -> Reply {
 pub(crate) fn list(query: &str) -> Reply {
     let params = reply::query_params(query);
     let mut bad = Map::new();
-    let (limit, offset) = reply::page(&params, &mut bad);
+    let reply::Page { limit, offset } = reply::page(&params, &mut bad);
     if !bad.is_empty() {
         return Reply::invalid_fields(bad);
     }

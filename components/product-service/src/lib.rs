@@ -32,7 +32,7 @@ struct Product {
 
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let request_id = wharf_guest::reply::request_id(&request);
+    let request_id = wharf_guest::request::request_id(&request);
     let reply = handle(&request).await;
     // Never cached by a caller (the host caches outbound GETs), so every
     // call sees the next injected fault.
