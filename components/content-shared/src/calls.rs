@@ -3,9 +3,9 @@
 //! component, and checking a caller's token with `users`.
 
 use serde_json::{Value as Json, json};
+use wharf_guest::reply::Reply;
+use wharf_guest::request::Incoming;
 use wstd::http::{Body, Client, Method, Request, StatusCode};
-
-use crate::reply::{self, Reply};
 
 /// Where `users` answers unless config `users_url` says otherwise.
 const USERS: &str = "http://users.wharf.internal";
@@ -66,8 +66,8 @@ pub async fn send(
 /// the signature, the expiry and that the user still exists. `Err` is the
 /// 401 to answer (users' own code: `invalid_token`, `token_expired`), or
 /// 503 when users gave no usable answer.
-pub async fn authenticate(authorization: Option<&str>, request_id: &str) -> Result<i64, Reply> {
-    let token = reply::bearer(authorization)?;
+pub async fn authenticate(call: &Incoming) -> Result<i64, Reply> {
+    let (token, request_id) = (call.bearer()?, call.request_id.as_str());
     let url = format!("{}/api/auth/token/verify/", base("users_url", USERS));
     let unavailable = |what: String| {
         Reply::unavailable("auth_unavailable", "The token could not be checked right now; retry shortly.", &what)
@@ -79,14 +79,14 @@ pub async fn authenticate(authorization: Option<&str>, request_id: &str) -> Resu
         StatusCode::OK => body["user_id"]
             .as_i64()
             .ok_or_else(|| unavailable(format!("`POST {url}` answered 200 without an integer user_id: {body}"))),
-        StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST => {
-            let code = body["error"]["code"].as_str().filter(|c| *c == "token_expired").unwrap_or("invalid_token");
-            let message = match code {
-                "token_expired" => "The token has expired: refresh it (POST /api/auth/token/refresh/) or log in again.",
-                _ => "The token is not a valid access token of an existing user.",
-            };
-            Err(Reply::unauthorized(code, message))
-        }
+        StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST => Err(if body["error"]["code"] == "token_expired" {
+            Reply::unauthorized(
+                "token_expired",
+                "The token has expired: refresh it (POST /api/auth/token/refresh/) or log in again.",
+            )
+        } else {
+            Reply::unauthorized("invalid_token", "The token is not a valid access token of an existing user.")
+        }),
         status => Err(unavailable(format!("`POST {url}` answered {status}"))),
     }
 }

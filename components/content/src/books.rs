@@ -10,7 +10,8 @@ use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
 use crate::calls;
-use content_shared::reply::{self, Reply};
+use wharf_guest::reply::{self, Reply};
+use wharf_guest::request::path_id;
 
 /// The columns every read returns, in the order [`to_json`] expects.
 pub(crate) const COLUMNS: &str = "id, title, author, description, story, published_date, updated_on";
@@ -99,12 +100,12 @@ fn no_others(object: &Map<String, Json>, bad: &mut Map<String, Json>) {
 }
 
 fn book_not_found(id: &str) -> Reply {
-    Reply::not_found(format!("No book has id `{id}`."))
+    Reply::no_such("book", id)
 }
 
 /// A book id from the path: digits only, else (like an unknown id) 404.
 fn parse_id(id: &str) -> Result<i64, Reply> {
-    reply::path_id(id).ok_or_else(|| book_not_found(id))
+    path_id(id).ok_or_else(|| book_not_found(id))
 }
 
 fn count() -> Result<i64, Reply> {
@@ -113,14 +114,13 @@ fn count() -> Result<i64, Reply> {
 
 /// A page of books in `order`, in the list envelope.
 fn page(query: &str, order: &str) -> Result<Reply, Reply> {
-    let (limit, offset) = reply::page(query)?;
+    let page = reply::page_of(query)?;
     let total = count()?;
     let rows = store::query(
         &format!("SELECT {COLUMNS} FROM books ORDER BY {order} LIMIT $1 OFFSET $2"),
-        &[Value::Integer(limit), Value::Integer(offset)],
+        &[Value::Integer(page.limit), Value::Integer(page.offset)],
     )?;
-    let items: Vec<Json> = rows.rows.iter().map(|row| to_json(row)).collect();
-    Ok(Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset})))
+    Ok(page.list(rows.rows.iter().map(|row| to_json(row)).collect(), total))
 }
 
 /// `GET books/`: by id.
@@ -152,10 +152,7 @@ pub(crate) fn create(user: i64, body: &[u8]) -> Result<Reply, Reply> {
     let id = insert(user, &title, &description, &story)?;
     let rows = store::query(&format!("SELECT {COLUMNS} FROM books WHERE id = $1"), &[Value::Integer(id)])?;
     match rows.rows.first() {
-        Some(row) => {
-            Ok(Reply::json(StatusCode::CREATED, to_json(row))
-                .with_header("location", format!("/api/content/books/{id}")))
-        }
+        Some(row) => Ok(Reply::created(format!("/api/content/books/{id}"), to_json(row))),
         None => Err(Reply::internal("a book just inserted is not there")),
     }
 }
@@ -281,14 +278,15 @@ fn existing(ids: &[i64]) -> Result<HashSet<i64>, Reply> {
 /// likes, counted by `interactions`) first, each with its `interactions`
 /// count; ties by id ascending; books without any last, by id.
 pub(crate) async fn top(query: &str, request_id: &str) -> Result<Reply, Reply> {
-    let (limit, offset) = reply::page(query)?;
+    let page = reply::page_of(query)?;
     let counts = calls::interaction_counts(request_id).await?;
     // Interactions of a book deleted a moment ago may still be counted.
     let ids: Vec<i64> = counts.iter().map(|(id, _)| *id).collect();
     let books = existing(&ids)?;
     let mut ranked: Vec<(i64, i64)> = counts.into_iter().filter(|(id, _)| books.contains(id)).collect();
     ranked.sort_by_key(|(id, total)| (-total, *id));
-    let (start, wanted) = (usize::try_from(offset).unwrap_or(usize::MAX), usize::try_from(limit).unwrap_or(0));
+    let (start, wanted) =
+        (usize::try_from(page.offset).unwrap_or(usize::MAX), usize::try_from(page.limit).unwrap_or(0));
     let mut chosen: Vec<(i64, i64)> = ranked.iter().skip(start).take(wanted).copied().collect();
     if chosen.len() < wanted {
         // Then the books nobody read or liked, by id: walked in id order,
@@ -334,6 +332,5 @@ pub(crate) async fn top(query: &str, request_id: &str) -> Result<Reply, Reply> {
             Some(book)
         })
         .collect();
-    let total = count()?;
-    Ok(Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset})))
+    Ok(page.list(items, count()?))
 }

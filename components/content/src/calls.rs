@@ -9,7 +9,7 @@ use wstd::http::{Method, StatusCode};
 
 pub(crate) use content_shared::calls::authenticate;
 use content_shared::calls::{base, send};
-use content_shared::reply::Reply;
+use wharf_guest::reply::Reply;
 
 /// Where `interactions` answers unless config `interactions_url` says otherwise.
 const INTERACTIONS: &str = "http://interactions.wharf.internal";

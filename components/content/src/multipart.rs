@@ -5,7 +5,7 @@
 use serde_json::Map;
 use wstd::http::StatusCode;
 
-use content_shared::reply::Reply;
+use wharf_guest::reply::Reply;
 
 /// One part: its form field name and its content.
 struct Part<'a> {

@@ -11,7 +11,7 @@ use wstd::http::StatusCode;
 
 use crate::books;
 use crate::multipart;
-use content_shared::reply::Reply;
+use wharf_guest::reply::Reply;
 
 /// The largest file taken (the route's body cap is a little higher, for the
 /// multipart framing).

@@ -6,7 +6,7 @@ use wstd::http::{Method, StatusCode};
 
 pub(crate) use content_shared::calls::authenticate;
 use content_shared::calls::{base, send};
-use content_shared::reply::Reply;
+use wharf_guest::reply::Reply;
 
 /// Where `content` answers unless config `content_url` says otherwise.
 const CONTENT: &str = "http://content.wharf.internal";

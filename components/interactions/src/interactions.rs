@@ -10,7 +10,8 @@ use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
 use crate::calls;
-use content_shared::reply::{self, Reply};
+use wharf_guest::reply::{self, Reply};
+use wharf_guest::request::{Incoming, path_id};
 
 /// The columns every read returns, in the order [`to_json`] expects.
 const COLUMNS: &str = "id, user_id, content_id, type, created_at";
@@ -65,14 +66,9 @@ fn to_json(row: &[Value]) -> Json {
 
 /// `POST read/` or `POST like/` `{content_id}`: 201 with the interaction;
 /// 401, 400, 404 for a book that does not exist, 409 `duplicate_interaction`.
-pub(crate) async fn record(
-    kind: Kind,
-    authorization: Option<&str>,
-    body: &[u8],
-    request_id: &str,
-) -> Result<Reply, Reply> {
-    let user = calls::authenticate(authorization, request_id).await?;
-    let object = reply::object(body)?;
+pub(crate) async fn record(kind: Kind, call: &Incoming) -> Result<Reply, Reply> {
+    let user = calls::authenticate(call).await?;
+    let object = reply::object(&call.body)?;
     let mut bad = Map::new();
     for key in object.keys().filter(|k| *k != "content_id") {
         bad.insert(key.clone(), "is not a field of this request".into());
@@ -91,7 +87,7 @@ pub(crate) async fn record(
         }
     };
     let Some(content) = content.filter(|_| bad.is_empty()) else { return Err(Reply::invalid_fields(bad)) };
-    if !calls::book_exists(content, request_id).await? {
+    if !calls::book_exists(content, &call.request_id).await? {
         return Err(Reply::not_found(format!("No book has id {content}.")));
     }
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
@@ -145,8 +141,8 @@ pub(crate) fn top() -> Result<Reply, Reply> {
 /// Only `content` may: it sends a token of kind `service` whose subject is
 /// `content`, signed with the host's key (which only components granted
 /// `auth` can use). 204 whether or not there were any.
-pub(crate) fn forget(authorization: Option<&str>, id: &str) -> Result<Reply, Reply> {
-    let token = reply::bearer(authorization)?;
+pub(crate) fn forget(call: &Incoming, id: &str) -> Result<Reply, Reply> {
+    let token = call.bearer()?;
     match auth::verify(token, SERVICE_KIND) {
         Ok(claims) if claims.subject == SERVICE_CALLER => {}
         Ok(claims) => {
@@ -162,7 +158,7 @@ pub(crate) fn forget(authorization: Option<&str>, id: &str) -> Result<Reply, Rep
             ));
         }
     }
-    let Some(content) = reply::path_id(id) else { return Err(Reply::not_found(format!("`{id}` is not a book id."))) };
+    let Some(content) = path_id(id) else { return Err(Reply::not_found(format!("`{id}` is not a book id."))) };
     let done = store::execute("DELETE FROM interactions WHERE content_id = $1", &[Value::Integer(content)])?;
     wharf_guest::info!("deleted {} interactions with book {content}", done.rows_affected);
     Ok(Reply::empty(StatusCode::NO_CONTENT))

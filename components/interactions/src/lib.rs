@@ -8,63 +8,33 @@
 mod calls;
 mod interactions;
 
-use content_shared::reply::Reply;
 use interactions::Kind;
-use wstd::http::{Body, Error, Request, Response, StatusCode};
+use wharf_guest::reply::Reply;
+use wharf_guest::request::{self, Incoming, Options};
+use wstd::http::{Body, Error, Request, Response};
 
 /// The route prefix the manifest gives this component.
 const PREFIX: &str = "/api/user-interaction";
 
+/// HEAD is answered like GET; a 503 says when to retry.
+const OPTIONS: Options = Options::new().head_as_get().retry_after(1);
+
 #[wstd::http_server]
-async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let request_id = header("x-request-id").unwrap_or_default();
-    let authorization = header("authorization");
-    // HEAD is answered like GET (the server sends no body with it).
-    let method = match request.method().as_str() {
-        "HEAD" => "GET".to_owned(),
-        other => other.to_owned(),
-    };
-    let path = request.uri().path().to_owned();
-    let body = if matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
-        match request.body_mut().contents().await {
-            Ok(bytes) => bytes.to_vec(),
-            Err(_) => {
-                return Reply::error(StatusCode::BAD_REQUEST, "invalid_body", "The body could not be read.")
-                    .into_response(&request_id);
-            }
-        }
-    } else {
-        Vec::new()
-    };
-    let reply = route(&method, &path, authorization.as_deref(), &body, &request_id).await.unwrap_or_else(|reply| reply);
-    reply.into_response(&request_id)
+async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    request::serve(request, OPTIONS, route).await
 }
 
 /// Dispatches on the method and the path below `/api/user-interaction` (a
 /// trailing slash is optional everywhere).
-async fn route(
-    method: &str,
-    path: &str,
-    authorization: Option<&str>,
-    body: &[u8],
-    request_id: &str,
-) -> Result<Reply, Reply> {
-    let rest = path.strip_prefix(PREFIX).unwrap_or(path);
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    match (method, segments.as_slice()) {
-        ("POST", ["read"]) => interactions::record(Kind::Read, authorization, body, request_id).await,
-        ("POST", ["like"]) => interactions::record(Kind::Like, authorization, body, request_id).await,
+async fn route(call: &Incoming) -> Result<Reply, Reply> {
+    match (call.method.as_str(), call.segments(PREFIX).as_slice()) {
+        ("POST", ["read"]) => interactions::record(Kind::Read, call).await,
+        ("POST", ["like"]) => interactions::record(Kind::Like, call).await,
         ("GET", ["contents", "books", "top-contents"]) => interactions::top(),
-        ("DELETE", ["contents", id]) => interactions::forget(authorization, id),
+        ("DELETE", ["contents", id]) => interactions::forget(call, id),
         (_, segments) => Err(match allowed(segments) {
-            Some(allow) => Reply::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{method} is not allowed on `{path}`; use {allow}."),
-            )
-            .with_header("allow", allow),
-            None => Reply::not_found(format!("Nothing is served at `{path}`.")),
+            Some(allow) => Reply::method_not_allowed(&call.method, &call.path, allow),
+            None => Reply::no_route(&call.path),
         }),
     }
 }
