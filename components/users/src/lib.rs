@@ -6,50 +6,31 @@
 //! in this component's own store. docs/users.md has the contract.
 
 mod fields;
-mod reply;
 mod time;
 mod tokens;
 mod users;
 
-use reply::Reply;
-use wstd::http::{Body, Error, Request, Response, StatusCode};
+use wharf_guest::reply::Reply;
+use wharf_guest::request::{self, Incoming, Options};
+use wstd::http::{Body, Error, Request, Response};
 
 /// The route prefix the manifest gives this component.
 const PREFIX: &str = "/api/auth";
 
+/// HEAD is answered like GET.
+const OPTIONS: Options = Options::new().head_as_get();
+
 #[wstd::http_server]
-async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let request_id = header("x-request-id").unwrap_or_default();
-    let authorization = header("authorization");
-    // HEAD is answered like GET (the server sends no body with it).
-    let method = match request.method().as_str() {
-        "HEAD" => "GET".to_owned(),
-        other => other.to_owned(),
-    };
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().unwrap_or_default().to_owned();
-    let body = if matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
-        match request.body_mut().contents().await {
-            Ok(bytes) => bytes.to_vec(),
-            Err(_) => {
-                return Reply::error(StatusCode::BAD_REQUEST, "invalid_body", "The body could not be read.")
-                    .into_response(&request_id);
-            }
-        }
-    } else {
-        Vec::new()
-    };
-    let reply = route(&method, &path, &query, authorization.as_deref(), &body).unwrap_or_else(|reply| reply);
-    reply.into_response(&request_id)
+async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    request::serve(request, OPTIONS, async |call| route(call)).await
 }
 
 /// Dispatches on the method and the path below `/api/auth` (a trailing
 /// slash is optional everywhere).
-fn route(method: &str, path: &str, query: &str, authorization: Option<&str>, body: &[u8]) -> Result<Reply, Reply> {
-    let rest = path.strip_prefix(PREFIX).unwrap_or(path);
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    match (method, segments.as_slice()) {
+fn route(call: &Incoming) -> Result<Reply, Reply> {
+    let authorization = call.authorization.as_deref();
+    let (query, body) = (call.query.as_str(), call.body.as_slice());
+    match (call.method.as_str(), call.segments(PREFIX).as_slice()) {
         ("POST", ["users"]) => users::register(tokens::caller(authorization)?, body),
         ("GET", ["users"]) => users::list(tokens::authenticate(authorization)?, query),
         ("GET", ["users", id]) => users::get(tokens::authenticate(authorization)?, id),
@@ -59,13 +40,8 @@ fn route(method: &str, path: &str, query: &str, authorization: Option<&str>, bod
         ("POST", ["token", "refresh"]) => tokens::refresh(body),
         ("POST", ["token", "verify"]) => tokens::verify(body),
         (_, segments) => Err(match allowed(segments) {
-            Some(allow) => Reply::error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{method} is not allowed on `{path}`; use {allow}."),
-            )
-            .with_header("allow", allow),
-            None => Reply::error(StatusCode::NOT_FOUND, "not_found", format!("Nothing is served at `{path}`.")),
+            Some(allow) => Reply::method_not_allowed(&call.method, &call.path, allow),
+            None => Reply::no_route(&call.path),
         }),
     }
 }

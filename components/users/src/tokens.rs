@@ -12,8 +12,10 @@ use wharf_guest::auth::{self, Claims, TokenError};
 use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
+use wharf_guest::reply::{self, Reply};
+use wharf_guest::request::{bearer, bearer_token};
+
 use crate::fields;
-use crate::reply::{self, Reply};
 use crate::users;
 
 const ACCESS: &str = "access";
@@ -114,34 +116,18 @@ pub(crate) fn verify(body: &[u8]) -> Result<Reply, Reply> {
 
 /// The user a request's bearer token names: 401 without a usable one.
 pub(crate) fn authenticate(authorization: Option<&str>) -> Result<i64, Reply> {
-    let Some(header) = authorization else {
-        return Err(Reply::unauthorized(
-            "not_authenticated",
-            "This needs an access token: send `Authorization: Bearer <access token>` (from POST /api/auth/login/).",
-        ));
-    };
-    let Some(token) = bearer(header) else {
-        return Err(Reply::unauthorized("invalid_token", "The Authorization header must be `Bearer <access token>`."));
-    };
-    access_user(token)
+    access_user(bearer(authorization)?)
 }
 
 /// The user a request's bearer token names, if it names one (anything
 /// unusable counts as no token at all).
 pub(crate) fn caller(authorization: Option<&str>) -> Result<Option<i64>, Reply> {
-    let Some(token) = authorization.and_then(bearer) else { return Ok(None) };
+    let Some(token) = authorization.and_then(bearer_token) else { return Ok(None) };
     match access_user(token) {
         Ok(user) => Ok(Some(user)),
-        Err(reply) if reply.is_unauthorized() => Ok(None),
+        Err(reply) if reply.status() == StatusCode::UNAUTHORIZED => Ok(None),
         Err(reply) => Err(reply),
     }
-}
-
-/// The token of `Bearer <token>` (scheme case-insensitive).
-fn bearer(header: &str) -> Option<&str> {
-    let (scheme, token) = header.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The user of a valid access token whose user still exists.

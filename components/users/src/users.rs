@@ -9,8 +9,10 @@ use wharf_guest::auth;
 use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
+use wharf_guest::reply::{self, Reply};
+use wharf_guest::request::path_id;
+
 use crate::fields;
-use crate::reply::{self, Reply};
 use crate::time;
 
 /// The columns every read returns, in the order [`to_json`] expects.
@@ -42,13 +44,14 @@ pub(crate) fn exists(id: i64) -> Result<bool, store::Error> {
     Ok(!store::query("SELECT 1 FROM users WHERE id = $1", &[Value::Integer(id)])?.rows.is_empty())
 }
 
+/// 404 for a user id that names nobody (or is not an id at all).
+fn user_not_found(id: &str) -> Reply {
+    Reply::no_such("user", id)
+}
+
 /// A user id from the path: digits only, else (like an unknown id) 404.
 fn parse_id(id: &str) -> Result<i64, Reply> {
-    id.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| id.parse::<i64>().ok())
-        .flatten()
-        .ok_or_else(|| Reply::user_not_found(id))
+    path_id(id).ok_or_else(|| user_not_found(id))
 }
 
 /// `POST users/`: 201 with the new user, 400, 409 `email_taken`, or 403 for
@@ -113,23 +116,21 @@ pub(crate) fn register(caller: Option<i64>, body: &[u8]) -> Result<Reply, Reply>
     };
     let Some(row) = rows.rows.first() else { return Err(Reply::internal("INSERT … RETURNING returned no row")) };
     let Some(Value::Integer(id)) = row.first() else { return Err(Reply::internal("a new user has no integer id")) };
-    Ok(Reply::json(StatusCode::CREATED, to_json(row, Some(*id)))
-        .with_header("location", format!("/api/auth/users/{id}")))
+    Ok(Reply::created(format!("/api/auth/users/{id}"), to_json(row, Some(*id))))
 }
 
 /// `GET users/`: every user by id, in the list envelope.
 pub(crate) fn list(caller: i64, query: &str) -> Result<Reply, Reply> {
-    let (limit, offset) = reply::page(query)?;
+    let page = reply::page_of(query)?;
     let total = match store::query("SELECT COUNT(*) FROM users", &[])?.rows.first().and_then(|r| r.first()) {
         Some(Value::Integer(n)) => *n,
         _ => 0,
     };
     let rows = store::query(
         &format!("SELECT {COLUMNS} FROM users ORDER BY id LIMIT $1 OFFSET $2"),
-        &[Value::Integer(limit), Value::Integer(offset)],
+        &[Value::Integer(page.limit), Value::Integer(page.offset)],
     )?;
-    let items: Vec<Json> = rows.rows.iter().map(|row| to_json(row, Some(caller))).collect();
-    Ok(Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset})))
+    Ok(page.list(rows.rows.iter().map(|row| to_json(row, Some(caller))).collect(), total))
 }
 
 /// `GET users/{id}`.
@@ -138,7 +139,7 @@ pub(crate) fn get(caller: i64, id: &str) -> Result<Reply, Reply> {
     let rows = store::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"), &[Value::Integer(n)])?;
     match rows.rows.first() {
         Some(row) => Ok(Reply::json(StatusCode::OK, to_json(row, Some(caller)))),
-        None => Err(Reply::user_not_found(id)),
+        None => Err(user_not_found(id)),
     }
 }
 
@@ -152,7 +153,7 @@ fn own(caller: i64, id: &str, action: &str) -> Result<i64, Reply> {
     if exists(n)? {
         Err(Reply::forbidden("forbidden", format!("You can only {action} your own account (user {caller}).")))
     } else {
-        Err(Reply::user_not_found(id))
+        Err(user_not_found(id))
     }
 }
 
@@ -193,7 +194,7 @@ pub(crate) fn update(caller: i64, id: &str, body: &[u8]) -> Result<Reply, Reply>
     match rows.rows.first() {
         Some(row) => Ok(Reply::json(StatusCode::OK, to_json(row, Some(caller)))),
         // Deleted since the token was checked.
-        None => Err(Reply::user_not_found(id)),
+        None => Err(user_not_found(id)),
     }
 }
 
@@ -203,7 +204,7 @@ pub(crate) fn delete(caller: i64, id: &str) -> Result<Reply, Reply> {
     let n = own(caller, id, "delete")?;
     let done = store::execute("DELETE FROM users WHERE id = $1", &[Value::Integer(n)])?;
     if done.rows_affected == 0 {
-        return Err(Reply::user_not_found(id));
+        return Err(user_not_found(id));
     }
     wharf_guest::info!("user {n} deleted their account");
     Ok(Reply::empty(StatusCode::NO_CONTENT))
