@@ -12,42 +12,33 @@
 
 mod orders;
 mod outbox;
-mod reply;
 mod upstream;
 
-use reply::Reply;
-use wstd::http::{Body, Error, Request, Response, StatusCode};
+use wharf_guest::reply::Reply;
+use wharf_guest::request::{self, Incoming, Options};
+use wstd::http::{Body, Error, Request, Response};
+
+/// Only `POST /v1/order` takes a body.
+const OPTIONS: Options = Options::new().body_on_post_only();
 
 #[wstd::http_server]
-async fn main(mut request: Request<Body>) -> Result<Response<Body>, Error> {
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let method = request.method().as_str().to_owned();
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().unwrap_or_default().to_owned();
-    let body = if method == "POST" {
-        match request.body_mut().contents().await {
-            Ok(bytes) => bytes.to_vec(),
-            Err(_) => {
-                return Reply::error(StatusCode::BAD_REQUEST, "invalid_body", "The body could not be read.")
-                    .into_response(&request_id);
-            }
-        }
-    } else {
-        Vec::new()
-    };
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let reply = match (method.as_str(), segments.as_slice()) {
-        ("POST", ["v1", "order"]) => orders::create(&body, &request_id).await,
+async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    request::serve(request, OPTIONS, async |call| Ok(route(call).await)).await
+}
+
+async fn route(call: &Incoming) -> Reply {
+    let (method, path) = (call.method.as_str(), call.path.as_str());
+    match (method, call.segments("").as_slice()) {
+        ("POST", ["v1", "order"]) => orders::create(&call.body, &call.request_id).await,
         ("GET" | "HEAD", ["v1", "order", id]) => orders::get(id),
-        ("GET" | "HEAD", ["v1", "orders"]) => orders::list(&query),
-        ("GET" | "HEAD", ["v1", "_ops", "unpublished"]) => orders::unpublished(&query),
-        (_, ["v1", "order"]) => Reply::method_not_allowed(&method, &path, "POST"),
+        ("GET" | "HEAD", ["v1", "orders"]) => orders::list(&call.query),
+        ("GET" | "HEAD", ["v1", "_ops", "unpublished"]) => orders::unpublished(&call.query),
+        (_, ["v1", "order"]) => Reply::method_not_allowed(method, path, "POST"),
         (_, ["v1", "order", _] | ["v1", "orders"] | ["v1", "_ops", "unpublished"]) => {
-            Reply::method_not_allowed(&method, &path, "GET, HEAD")
+            Reply::method_not_allowed(method, path, "GET, HEAD")
         }
-        _ => Reply::not_found(format!("Nothing is served at `{path}`.")),
-    };
-    reply.into_response(&request_id)
+        _ => Reply::no_route(path),
+    }
 }
 
 /// Delivers the outbox's jobs.

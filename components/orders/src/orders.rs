@@ -10,8 +10,9 @@ use wharf_guest::queue::{self, JobStatus};
 use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
+use wharf_guest::reply::{self, Page, Reply};
+
 use crate::outbox;
-use crate::reply::{self, Reply};
 use crate::upstream::{Customer, Lookup, Product, Upstreams};
 
 const SELECT: &str = "SELECT id, user_id, product_code, customer_fullname, product_name, total_amount, created_at, published, job_id FROM orders";
@@ -28,10 +29,7 @@ struct NewOrder {
 /// `POST /v1/order`.
 pub(crate) async fn create(body: &[u8], request_id: &str) -> Reply {
     match try_create(body, request_id).await {
-        Ok(order) => {
-            let location = format!("/v1/order/{}", order["id"]);
-            Reply::Created { location, body: order }
-        }
+        Ok(order) => Reply::created(format!("/v1/order/{}", order["id"]), order),
         Err(reply) => reply,
     }
 }
@@ -50,22 +48,12 @@ async fn try_create(body: &[u8], request_id: &str) -> Result<Json, Reply> {
 
 /// The body's `user_id` and `product_code`; `Err` is the 400 to answer.
 fn validate(body: &[u8]) -> Result<NewOrder, Reply> {
-    let object = match serde_json::from_slice::<Json>(body) {
-        Ok(Json::Object(object)) => object,
-        Ok(_) => {
-            return Err(Reply::error(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                "The body must be a JSON object: {\"user_id\": \"…\", \"product_code\": \"…\"}.",
-            ));
-        }
-        Err(e) => {
-            return Err(Reply::error(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!("The body is not valid JSON: {e}."),
-            ));
-        }
+    let Json::Object(object) = reply::json_body(body)? else {
+        return Err(Reply::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "The body must be a JSON object: {\"user_id\": \"…\", \"product_code\": \"…\"}.",
+        ));
     };
     let mut bad = Map::new();
     // Trimmed, like the seed's serializer fields.
@@ -189,8 +177,8 @@ pub(crate) fn get(id: &str) -> Reply {
         return Reply::not_found(format!("No order has id `{id}`; ids are positive integers."));
     };
     match find(order_id) {
-        Ok(Some(order)) => Reply::Json(StatusCode::OK, order),
-        Ok(None) => Reply::not_found(format!("No order has id `{id}`.")),
+        Ok(Some(order)) => Reply::ok(order),
+        Ok(None) => Reply::no_such("order", id),
         Err(e) => Reply::storage_unavailable(&e),
     }
 }
@@ -199,7 +187,7 @@ pub(crate) fn get(id: &str) -> Reply {
 pub(crate) fn list(query: &str) -> Reply {
     let params = reply::query_params(query);
     let mut bad = Map::new();
-    let (limit, offset) = reply::page(&params, &mut bad);
+    let page = reply::page(&params, &mut bad);
     let mut filter = String::new();
     let mut args = Vec::new();
     if let Some(user_id) = params.get("user_id").and_then(Json::as_str) {
@@ -212,7 +200,7 @@ pub(crate) fn list(query: &str) -> Reply {
     if !bad.is_empty() {
         return Reply::invalid_fields(bad);
     }
-    page_of(&filter, "id DESC", args, limit, offset, false)
+    listing(&filter, "id DESC", args, page, false)
 }
 
 /// `GET /v1/_ops/unpublished?limit=&offset=`, the operator view
@@ -222,15 +210,15 @@ pub(crate) fn list(query: &str) -> Reply {
 pub(crate) fn unpublished(query: &str) -> Reply {
     let params = reply::query_params(query);
     let mut bad = Map::new();
-    let (limit, offset) = reply::page(&params, &mut bad);
+    let page = reply::page(&params, &mut bad);
     if !bad.is_empty() {
         return Reply::invalid_fields(bad);
     }
-    page_of(" WHERE published = 0", "id ASC", Vec::new(), limit, offset, true)
+    listing(" WHERE published = 0", "id ASC", Vec::new(), page, true)
 }
 
 /// One page of orders matching `filter` (over `args`), in the envelope.
-fn page_of(filter: &str, order: &str, mut args: Vec<Value>, limit: i64, offset: i64, delivery: bool) -> Reply {
+fn listing(filter: &str, order: &str, mut args: Vec<Value>, page: Page, delivery: bool) -> Reply {
     let total = match store::query(&format!("SELECT COUNT(*) FROM orders{filter}"), &args) {
         Ok(rows) => match rows.rows.first().and_then(|row| row.first()) {
             Some(Value::Integer(n)) => *n,
@@ -239,7 +227,7 @@ fn page_of(filter: &str, order: &str, mut args: Vec<Value>, limit: i64, offset: 
         Err(e) => return Reply::storage_unavailable(&e),
     };
     let n = args.len();
-    args.extend([Value::Integer(limit), Value::Integer(offset)]);
+    args.extend([Value::Integer(page.limit), Value::Integer(page.offset)]);
     let sql = format!("{SELECT}{filter} ORDER BY {order} LIMIT ${} OFFSET ${}", n + 1, n + 2);
     match store::query(&sql, &args) {
         Ok(rows) => {
@@ -254,7 +242,7 @@ fn page_of(filter: &str, order: &str, mut args: Vec<Value>, limit: i64, offset: 
                     order
                 })
                 .collect();
-            reply::list(items, total, limit, offset)
+            page.list(items, total)
         }
         Err(e) => Reply::storage_unavailable(&e),
     }

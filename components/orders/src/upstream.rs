@@ -10,7 +10,7 @@ use serde_json::{Number, Value as Json};
 use wstd::http::{Body, Client, Request, StatusCode, Uri, error::ErrorCode};
 use wstd::time::Duration;
 
-use crate::reply::Reply;
+use wharf_guest::reply::Reply;
 
 const DEFAULT_USER_SERVICE_URL: &str = "http://user-service.wharf.internal";
 const DEFAULT_PRODUCT_SERVICE_URL: &str = "http://product-service.wharf.internal";
