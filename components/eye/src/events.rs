@@ -6,7 +6,9 @@ use wharf_guest::queue::{self, EnqueueOptions};
 use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
-use crate::reply::{self, Reply, integer, text};
+use wharf_guest::reply::{self, Reply};
+
+use crate::rows::{self, integer, text};
 use crate::{jobs, sessions, time};
 
 /// Clock skew allowed for timestamps "in the future".
@@ -109,10 +111,8 @@ fn to_json(row: &[Value]) -> Json {
 
 /// `POST /eye/events/`: only checks for a JSON object, then queues it.
 pub(crate) fn accept(body: &[u8]) -> Reply {
-    match reply::json_body(body) {
-        Ok(Json::Object(_)) => {}
-        Ok(_) => return Reply::error(StatusCode::BAD_REQUEST, "invalid_json", "The body must be a JSON object."),
-        Err(reply) => return reply,
+    if let Err(reply) = reply::object(body) {
+        return reply;
     }
     let payload = String::from_utf8_lossy(body);
     let options = EnqueueOptions { delay_ms: None, max_attempts: None, idempotency_key: None };
@@ -140,7 +140,7 @@ pub(crate) fn accept(body: &[u8]) -> Reply {
 pub(crate) fn list(query: &str) -> Reply {
     let params = reply::query_params(query);
     let mut bad = Map::new();
-    let reply::Page { limit, offset } = reply::page(&params, &mut bad);
+    let page = reply::page(&params, &mut bad);
     let mut filters = Vec::new();
     let mut args = Vec::new();
     // An empty filter is no filter, as in the seed's django-filter.
@@ -179,20 +179,20 @@ pub(crate) fn list(query: &str) -> Reply {
         return Reply::invalid_fields(bad);
     }
     let filter = if filters.is_empty() { String::new() } else { format!("WHERE {}", filters.join(" AND ")) };
-    let total = match reply::count(&format!("SELECT COUNT(*) FROM events {filter}"), &args) {
+    let total = match rows::count(&format!("SELECT COUNT(*) FROM events {filter}"), &args) {
         Ok(n) => n,
-        Err(e) => return reply::unavailable(e),
+        Err(e) => return Reply::storage_unavailable(&e),
     };
     let n = args.len();
-    args.push(Value::Integer(limit));
-    args.push(Value::Integer(offset));
+    args.push(Value::Integer(page.limit));
+    args.push(Value::Integer(page.offset));
     let sql = format!("{SELECT} {filter} ORDER BY ts_us, id LIMIT ${} OFFSET ${}", n + 1, n + 2);
     match store::query(&sql, &args) {
         Ok(rows) => {
             let items: Vec<Json> = rows.rows.iter().map(|r| to_json(r)).collect();
-            Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+            page.list(items, total)
         }
-        Err(e) => reply::unavailable(e),
+        Err(e) => Reply::storage_unavailable(&e),
     }
 }
 
@@ -205,11 +205,11 @@ fn fetch(id: i64) -> Result<Option<Vec<Value>>, store::Error> {
 }
 
 pub(crate) fn get(id: &str) -> Reply {
-    let Some(n) = parse_id(id) else { return reply::not_found("event", id) };
+    let Some(n) = parse_id(id) else { return Reply::no_such("event", id) };
     match fetch(n) {
         Ok(Some(row)) => Reply::json(StatusCode::OK, to_json(&row)),
-        Ok(None) => reply::not_found("event", id),
-        Err(e) => reply::unavailable(e),
+        Ok(None) => Reply::no_such("event", id),
+        Err(e) => Reply::storage_unavailable(&e),
     }
 }
 
@@ -217,10 +217,9 @@ pub(crate) fn get(id: &str) -> Reply {
 /// The row is locked for the read-merge-write, so concurrent writers to
 /// one event never lose each other's updates.
 pub(crate) fn update(id: &str, body: &[u8], partial: bool) -> Reply {
-    let Some(n) = parse_id(id) else { return reply::not_found("event", id) };
-    let object = match reply::json_body(body) {
-        Ok(Json::Object(object)) => object,
-        Ok(_) => return Reply::error(StatusCode::BAD_REQUEST, "invalid_json", "The body must be a JSON object."),
+    let Some(n) = parse_id(id) else { return Reply::no_such("event", id) };
+    let object = match reply::object(body) {
+        Ok(object) => object,
         Err(reply) => return reply,
     };
     let fields = match validate(&object, partial) {
@@ -228,7 +227,7 @@ pub(crate) fn update(id: &str, body: &[u8], partial: bool) -> Reply {
         Err(bad) => return Reply::invalid_fields(bad),
     };
     if let Err(e) = store::begin() {
-        return reply::unavailable(e);
+        return Reply::storage_unavailable(&e);
     }
     let result = (|| {
         // A no-op UPDATE takes the row's write lock on both backends
@@ -259,21 +258,21 @@ pub(crate) fn update(id: &str, body: &[u8], partial: bool) -> Reply {
         Ok(Some(row)) => Reply::json(StatusCode::OK, to_json(&row)),
         Ok(None) => {
             let _ = store::rollback();
-            reply::not_found("event", id)
+            Reply::no_such("event", id)
         }
         Err(e) => {
             let _ = store::rollback();
-            reply::unavailable(e)
+            Reply::storage_unavailable(&e)
         }
     }
 }
 
 pub(crate) fn delete(id: &str) -> Reply {
-    let Some(n) = parse_id(id) else { return reply::not_found("event", id) };
+    let Some(n) = parse_id(id) else { return Reply::no_such("event", id) };
     match store::execute("DELETE FROM events WHERE id = $1", &[Value::Integer(n)]) {
         Ok(done) if done.rows_affected == 1 => Reply::empty(StatusCode::NO_CONTENT),
-        Ok(_) => reply::not_found("event", id),
-        Err(e) => reply::unavailable(e),
+        Ok(_) => Reply::no_such("event", id),
+        Err(e) => Reply::storage_unavailable(&e),
     }
 }
 
@@ -290,31 +289,31 @@ fn error_json(row: &[Value]) -> Json {
 pub(crate) fn list_errors(query: &str) -> Reply {
     let params = reply::query_params(query);
     let mut bad = Map::new();
-    let reply::Page { limit, offset } = reply::page(&params, &mut bad);
+    let page = reply::page(&params, &mut bad);
     if !bad.is_empty() {
         return Reply::invalid_fields(bad);
     }
-    let total = match reply::count("SELECT COUNT(*) FROM errors", &[]) {
+    let total = match rows::count("SELECT COUNT(*) FROM errors", &[]) {
         Ok(n) => n,
-        Err(e) => return reply::unavailable(e),
+        Err(e) => return Reply::storage_unavailable(&e),
     };
     let sql = "SELECT id, payload, reason, created_at FROM errors ORDER BY id DESC LIMIT $1 OFFSET $2";
-    match store::query(sql, &[Value::Integer(limit), Value::Integer(offset)]) {
+    match store::query(sql, &[Value::Integer(page.limit), Value::Integer(page.offset)]) {
         Ok(rows) => {
             let items: Vec<Json> = rows.rows.iter().map(|r| error_json(r)).collect();
-            Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+            page.list(items, total)
         }
-        Err(e) => reply::unavailable(e),
+        Err(e) => Reply::storage_unavailable(&e),
     }
 }
 
 pub(crate) fn get_error(id: &str) -> Reply {
-    let Some(n) = parse_id(id) else { return reply::not_found("error", id) };
+    let Some(n) = parse_id(id) else { return Reply::no_such("error", id) };
     match store::query("SELECT id, payload, reason, created_at FROM errors WHERE id = $1", &[Value::Integer(n)]) {
         Ok(rows) => match rows.rows.first() {
             Some(row) => Reply::json(StatusCode::OK, error_json(row)),
-            None => reply::not_found("error", id),
+            None => Reply::no_such("error", id),
         },
-        Err(e) => reply::unavailable(e),
+        Err(e) => Reply::storage_unavailable(&e),
     }
 }

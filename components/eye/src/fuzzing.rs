@@ -5,7 +5,9 @@
 use serde_json::{Map, Value as Json};
 
 use crate::events::{Fields, SKEW_US, validate_with};
-use crate::{reply, time};
+use wharf_guest::reply;
+
+use crate::time;
 
 /// The one session that exists here.
 const SESSION: &str = "6f1c1f52-8a3b-4a4e-9c1d-2b7e4f0a9d11";

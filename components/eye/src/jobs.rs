@@ -5,8 +5,9 @@ use wharf_guest::queue::{self, JobStatus};
 use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
+use wharf_guest::reply::Reply;
+
 use crate::events::{self, Fields};
-use crate::reply::{self, Reply};
 
 /// The queue accepted events wait on.
 pub(crate) const QUEUE: &str = "events";
@@ -61,10 +62,10 @@ fn create_event(job_id: i64, fields: &Fields) -> Result<(), store::Error> {
 
 /// `GET /eye/jobs/{id}`.
 pub(crate) fn status(id: &str) -> Reply {
-    let Ok(job_id) = id.parse::<i64>() else { return reply::not_found("job", id) };
+    let Ok(job_id) = id.parse::<i64>() else { return Reply::no_such("job", id) };
     let info = match queue::status(job_id) {
         Ok(Some(info)) if info.queue == QUEUE => info,
-        Ok(_) => return reply::not_found("job", id),
+        Ok(_) => return Reply::no_such("job", id),
         Err(e) => {
             wharf_guest::error!("queue status failed: {e:?}");
             return Reply::error(

@@ -4,7 +4,9 @@ use serde_json::{Map, Value as Json, json};
 use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
-use crate::reply::{self, Reply, integer, text};
+use wharf_guest::reply::{self, Reply};
+
+use crate::rows::{self, integer, text};
 
 const SELECT: &str = "SELECT s.id, s.created_at, (SELECT COUNT(*) FROM events e WHERE e.session_id = s.id) AS event_count FROM sessions s";
 
@@ -29,30 +31,30 @@ pub(crate) fn create(body: &[u8]) -> Reply {
         &[Value::Text(id.clone()), Value::Text(created_at.clone())],
     ) {
         Ok(_) => Reply::json(StatusCode::CREATED, json!({"id": id, "created_at": created_at, "event_count": 0})),
-        Err(e) => reply::unavailable(e),
+        Err(e) => Reply::storage_unavailable(&e),
     }
 }
 
 pub(crate) fn list(query: &str) -> Reply {
     let params = reply::query_params(query);
     let mut bad = Map::new();
-    let reply::Page { limit, offset } = reply::page(&params, &mut bad);
+    let page = reply::page(&params, &mut bad);
     if !bad.is_empty() {
         return Reply::invalid_fields(bad);
     }
-    let total = match reply::count("SELECT COUNT(*) FROM sessions", &[]) {
+    let total = match rows::count("SELECT COUNT(*) FROM sessions", &[]) {
         Ok(n) => n,
-        Err(e) => return reply::unavailable(e),
+        Err(e) => return Reply::storage_unavailable(&e),
     };
     match store::query(
         &format!("{SELECT} ORDER BY s.seq DESC LIMIT $1 OFFSET $2"),
-        &[Value::Integer(limit), Value::Integer(offset)],
+        &[Value::Integer(page.limit), Value::Integer(page.offset)],
     ) {
         Ok(rows) => {
             let items: Vec<Json> = rows.rows.iter().map(|r| to_json(r)).collect();
-            Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+            page.list(items, total)
         }
-        Err(e) => reply::unavailable(e),
+        Err(e) => Reply::storage_unavailable(&e),
     }
 }
 
@@ -60,9 +62,9 @@ pub(crate) fn get(id: &str) -> Reply {
     match store::query(&format!("{SELECT} WHERE s.id = $1"), &[Value::Text(id.to_owned())]) {
         Ok(rows) => match rows.rows.first() {
             Some(row) => Reply::json(StatusCode::OK, to_json(row)),
-            None => reply::not_found("session", id),
+            None => Reply::no_such("session", id),
         },
-        Err(e) => reply::unavailable(e),
+        Err(e) => Reply::storage_unavailable(&e),
     }
 }
 
