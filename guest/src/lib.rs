@@ -34,6 +34,8 @@ pub use exports::wharf::host::job_handler;
 pub mod reply;
 #[cfg(feature = "reply")]
 pub mod request;
+#[cfg(feature = "url")]
+pub mod url;
 
 /// Logs a formatted line at `info` through `wharf:host/log`.
 #[macro_export]

@@ -2,33 +2,13 @@
 //! failure turned into the 502 or 504 the client sees. Timeouts are the
 //! host's (per component, from the manifest), so none are set here.
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use wstd::http::{Authority, Body, Client, Error, Request, StatusCode, Uri, error::ErrorCode};
 
 use crate::popular::{Product, Purchase};
 use wharf_guest::reply::Reply;
-
-/// Escaped in a path segment: controls, space, `%`, `/` and what RFC 3986
-/// does not allow there unencoded.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
+use wharf_guest::url::segment;
 
 #[derive(Deserialize)]
 struct UserAnswer {
@@ -127,16 +107,6 @@ impl DataApi {
         serde_json::from_slice(body)
             .map(Some)
             .map_err(|e| Failure::new(path, false, format!("answered a body that is not the expected JSON: {e}")))
-    }
-}
-
-/// `username` as one path segment. `.` and `..` are spelled `%2E` so no
-/// server normalises them into another path.
-fn segment(username: &str) -> String {
-    match username {
-        "." => "%2E".to_owned(),
-        ".." => "%2E%2E".to_owned(),
-        _ => utf8_percent_encode(username, SEGMENT).to_string(),
     }
 }
 

@@ -5,12 +5,12 @@
 //! says `Cache-Control: no-cache`, so the host's outbound cache never answers
 //! it: an order is priced from what the services say now.
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Number, Value as Json};
 use wstd::http::{Body, Client, Request, StatusCode, Uri, error::ErrorCode};
 use wstd::time::Duration;
 
 use wharf_guest::reply::Reply;
+use wharf_guest::url::segment;
 
 const DEFAULT_USER_SERVICE_URL: &str = "http://user-service.wharf.internal";
 const DEFAULT_PRODUCT_SERVICE_URL: &str = "http://product-service.wharf.internal";
@@ -19,26 +19,6 @@ const DEFAULT_RETRIES: u64 = 2;
 const DEFAULT_BACKOFF_MS: u64 = 100;
 /// More would only hold the client longer than any deadline allows.
 const MAX_RETRIES: u64 = 10;
-
-/// Escaped in a path segment: controls, space, `%`, `/` and what RFC 3986
-/// does not allow there unencoded.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b'\\')
-    .add(b']')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
 
 /// What a look-up found out.
 pub(crate) enum Lookup<T> {
@@ -264,15 +244,5 @@ fn config_number(key: &str, default: u64) -> u64 {
             wharf_guest::warn!("config `{key}` = `{text}` is not a whole number; using {default}");
             default
         }),
-    }
-}
-
-/// `id` as one path segment; `.` and `..` are spelled `%2E` so no server
-/// normalises them into another path.
-fn segment(id: &str) -> String {
-    match id {
-        "." => "%2E".to_owned(),
-        ".." => "%2E%2E".to_owned(),
-        _ => utf8_percent_encode(id, SEGMENT).to_string(),
     }
 }
