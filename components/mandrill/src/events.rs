@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
+use wharf_guest::reply;
 use wharf_guest::store::{self, Value};
 use wstd::http::StatusCode;
 
@@ -168,26 +169,17 @@ fn row_json(row: Vec<Value>) -> Json {
     )
 }
 
-fn query_pairs(query: &str) -> Map<String, Json> {
-    form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), Json::String(v.into_owned()))).collect()
-}
-
 /// `GET /api/events/`: newest first (ts, then latest received), filtered.
 pub(crate) fn list(query: &str) -> Reply {
-    let params = query_pairs(query);
+    let params = reply::query_params(query);
     let mut bad = Map::new();
-    let number = |name: &str, default: i64, bad: &mut Map<String, Json>| -> i64 {
-        match params.get(name).and_then(Json::as_str) {
-            None => default,
-            Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).unwrap_or_else(|| {
-                bad.insert(name.into(), "must be a non-negative integer".into());
-                default
-            }),
-        }
-    };
-    let limit = number("limit", 50, &mut bad).min(500);
-    let offset = number("offset", 0, &mut bad);
-    let since = params.contains_key("since").then(|| number("since", 0, &mut bad));
+    let page = reply::page(&params, &mut bad);
+    let since = params.get("since").and_then(Json::as_str).map(|v| {
+        v.parse::<i64>().ok().filter(|n| *n >= 0).unwrap_or_else(|| {
+            bad.insert("since".into(), "must be a non-negative integer".into());
+            0
+        })
+    });
     if !bad.is_empty() {
         return Reply::error(StatusCode::BAD_REQUEST, "invalid_fields", "Some query parameters are invalid.")
             .with_fields(bad);
@@ -213,8 +205,8 @@ pub(crate) fn list(query: &str) -> Reply {
         Err(e) => return unavailable(e),
     };
     let mut page_args = args.clone();
-    page_args.push(Value::Integer(limit));
-    page_args.push(Value::Integer(offset));
+    page_args.push(Value::Integer(page.limit));
+    page_args.push(Value::Integer(page.offset));
     let sql = format!(
         "SELECT {COLUMNS} FROM events {filter} ORDER BY ts DESC, seq DESC LIMIT ${} OFFSET ${}",
         args.len() + 1,
@@ -223,7 +215,7 @@ pub(crate) fn list(query: &str) -> Reply {
     match store::query(&sql, &page_args) {
         Ok(rows) => {
             let items: Vec<Json> = rows.rows.into_iter().map(row_json).collect();
-            Reply::json(StatusCode::OK, json!({"items": items, "total": total, "limit": limit, "offset": offset}))
+            page.list(items, total)
         }
         Err(e) => unavailable(e),
     }
@@ -234,7 +226,7 @@ pub(crate) fn get(id: &str) -> Reply {
     match store::query(&format!("SELECT {COLUMNS} FROM events WHERE id = $1"), &[Value::Text(id.to_owned())]) {
         Ok(rows) => match rows.rows.into_iter().next() {
             Some(row) => Reply::json(StatusCode::OK, row_json(row)),
-            None => Reply::error(StatusCode::NOT_FOUND, "not_found", format!("No event has id `{id}`.")),
+            None => Reply::no_such("event", id),
         },
         Err(e) => unavailable(e),
     }
@@ -243,7 +235,7 @@ pub(crate) fn get(id: &str) -> Reply {
 /// `GET /api/events/_replay?after=ID&limit=N`: events stored after `ID`, in
 /// arrival order (the hub calls this for `/ws/email/?after=ID`).
 pub(crate) fn replay(query: &str) -> Reply {
-    let params = query_pairs(query);
+    let params = reply::query_params(query);
     let Some(after) = params.get("after").and_then(Json::as_str) else {
         return Reply::error(StatusCode::BAD_REQUEST, "invalid_fields", "`after` is required.");
     };
