@@ -10,14 +10,16 @@
 //! one place state outlives a request.
 
 use fault_injection as faults;
-use percent_encoding::percent_decode_str;
+use fault_injection::simulator::Collection;
 use serde::{Deserialize, Serialize};
 use wharf_guest::reply::Reply;
 use wharf_guest::store::{self, Value};
-use wstd::http::{Body, Error, Method, Request, Response, StatusCode};
+use wstd::http::{Body, Error, Request, Response, StatusCode};
 
 /// The seeded users: the seed's `7c11e1ce2741` and its flaky `e6f24d7d1c7e`, and a few more.
 const USERS: &str = include_str!("../data/users.json");
+
+const COLLECTION: Collection = Collection { name: "users", one: "user", key: "id" };
 
 #[derive(Deserialize, Serialize)]
 struct User {
@@ -30,51 +32,19 @@ struct User {
 
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let request_id = wharf_guest::request::request_id(&request);
-    let reply = handle(&request).await;
-    // Never cached by a caller (the host caches outbound GETs), so every
-    // call sees the next injected fault.
-    reply.with_header("cache-control", "no-store").into_response(&request_id)
+    COLLECTION.serve(request, answer).await
 }
 
-async fn handle(request: &Request<Body>) -> Reply {
-    let method = request.method();
-    if !matches!(*method, Method::GET | Method::HEAD) {
-        return Reply::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{method} is not allowed here; the users API is read-only (GET or HEAD)."),
-        );
-    }
-    let path = request.uri().path();
-    let Some(id) = user_id(path) else {
-        return Reply::error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("Nothing is served at `{path}`; ask for `/users/{{id}}`."),
-        );
-    };
+/// The user after the configured delay, and how long that was.
+async fn answer(id: &str) -> (Reply, u64) {
     let waited = faults::delay().await;
-    let reply = look_up(&id);
-    wharf_guest::info!("answered GET /users/{id} with {} after a {waited} ms delay", reply.status().as_u16());
-    reply
-}
-
-/// The (percent-decoded) id of `/users/{id}`, if that is what `path` asks for.
-fn user_id(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/users/")?;
-    let id = rest.strip_suffix('/').unwrap_or(rest);
-    (!id.is_empty() && !id.contains('/')).then(|| percent_decode_str(id).decode_utf8_lossy().into_owned())
+    (look_up(id), waited)
 }
 
 /// The user, after the injected faults have had their say.
 fn look_up(id: &str) -> Reply {
-    if faults::injected_failure() {
-        return Reply::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "injected_failure",
-            "The users API failed on purpose (config `failure_rate`); retry.",
-        );
+    if let Some(failure) = COLLECTION.injected_failure() {
+        return failure;
     }
     if wharf_guest::config::get("flaky_user_id").is_some_and(|flaky| flaky.trim() == id) {
         match count_flaky_call(id) {
@@ -88,34 +58,10 @@ fn look_up(id: &str) -> Reply {
                 );
             }
             Ok(_) => {}
-            Err(e) => {
-                wharf_guest::error!("could not count the flaky user's calls: {e:?}");
-                return Reply::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    "The store is unavailable; retry shortly.",
-                );
-            }
+            Err(e) => return Reply::storage_unavailable(&e),
         }
     }
-    let users: Vec<User> = match serde_json::from_str(USERS) {
-        Ok(users) => users,
-        Err(e) => {
-            wharf_guest::error!("the embedded users are not valid: {e}");
-            return Reply::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "data_unavailable",
-                "The users could not be loaded.",
-            );
-        }
-    };
-    match users.into_iter().find(|user| user.id == id) {
-        Some(user) => match serde_json::to_value(user) {
-            Ok(body) => Reply::ok(body),
-            Err(e) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("{e}")),
-        },
-        None => Reply::error(StatusCode::NOT_FOUND, "user_not_found", format!("No user has id `{id}`.")),
-    }
+    COLLECTION.find(USERS, id, |user: &User| &user.id)
 }
 
 /// Counts one more call for the flaky user and returns its number (1 for the

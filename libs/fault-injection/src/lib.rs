@@ -1,6 +1,10 @@
-//! Fault injection from config, applied to every look-up: a delay (fixed
+//! What the SPEC §5 simulators (user-service, product-service) share: fault
+//! injection from config, applied to every look-up: a delay (fixed
 //! `delay_ms`, or uniform between `delay_min_ms` and `delay_max_ms`) and a
-//! failure rate (`failure_rate`, from 0 to 1, answered 503).
+//! failure rate (`failure_rate`, from 0 to 1, answered 503); and the
+//! read-only API they both serve ([`simulator`]).
+
+pub mod simulator;
 
 use wstd::time::Duration;
 
