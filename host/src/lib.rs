@@ -4,57 +4,60 @@
 #![deny(missing_docs)]
 
 pub mod admin;
-pub mod capability;
-pub mod compile_cache;
-pub mod engine;
-pub mod grants;
-pub mod guest_output;
-pub mod hub;
-pub mod instance;
-pub mod limits;
-pub mod manifest;
-pub mod metrics;
 pub mod openapi;
-pub mod outbound;
-pub mod queue;
-pub mod registry;
-pub mod reload;
-pub mod router;
 pub mod scaffold;
 pub mod server;
-pub mod state;
-pub mod store;
 pub mod watch;
+
+pub use wharf_hub as hub;
+pub use wharf_metrics as metrics;
+pub use wharf_runtime as runtime;
+pub use wharf_spec::{manifest, router};
+pub use wharf_store as store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use wharf_hub::Hub;
+use wharf_runtime::compile_cache::CompileCache;
+use wharf_runtime::{Loader, Registry, Runtime, Snapshot, engine};
+use wharf_spec::Manifest;
+use wharf_store::Database;
 
-use crate::compile_cache::CompileCache;
-use crate::manifest::Manifest;
-use crate::registry::{Loader, Registry, Snapshot};
-use crate::store::Database;
+use crate::server::front_door::{ConnectionLimits, ConnectionTracker};
 
-/// A running host's shared state.
-pub struct Host {
-    /// The components being served.
-    pub registry: Arc<Registry>,
-    /// Loads (and later reloads) components.
-    pub loader: Loader,
+/// A serving host, as its front doors see it: the runtime with the
+/// components, the WebSocket hub, the open connections, and whether it is
+/// shutting down.
+pub struct App {
+    runtime: Arc<Runtime>,
+    hub: Arc<Hub>,
+    connections: Arc<ConnectionTracker>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl App {
+    /// The components and what keeps them running.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
     /// The WebSocket hub.
-    pub hub: Arc<hub::Hub>,
-    /// Becomes `true` when the host shuts down (WebSocket clients close).
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
-    /// The manifest reloads read.
-    pub manifest_path: PathBuf,
-    /// Reloads run one at a time.
-    reload_lock: tokio::sync::Mutex<()>,
-    /// The job workers.
-    pub workers: queue::worker::WorkerPool,
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
     /// Open client connections (HTTP and WebSocket), against their caps.
-    pub connections: Arc<server::front_door::ConnectionTracker>,
+    pub fn connections(&self) -> &Arc<ConnectionTracker> {
+        &self.connections
+    }
+
+    /// Turns `true` when the host shuts down (WebSocket clients close).
+    pub fn shutdown(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
 }
 
 /// What `wharf serve` was asked to do.
@@ -76,7 +79,7 @@ pub struct ServeOptions {
     /// Reload components when the manifest or their `.wasm` files change.
     pub watch: bool,
     /// Timeouts and connection caps of both listeners.
-    pub limits: server::front_door::ConnectionLimits,
+    pub limits: ConnectionLimits,
 }
 
 /// Loads every component and serves until SIGINT or SIGTERM.
@@ -107,34 +110,25 @@ pub async fn serve(mut options: ServeOptions) -> anyhow::Result<()> {
         Some(pool) => Some(hub::relay::Relay::new(pool.clone()).await?),
         None => None,
     };
-    let hub = hub::Hub::new(relay);
+    let hub = Hub::new(relay);
     hub::relay::Relay::listen(&hub).await?;
     // Components reach each other through the registry, so it exists (empty)
     // before they load.
     let registry = Arc::new(Registry::new(Snapshot::empty()));
-    let outbound = outbound::Outbound::new(Arc::downgrade(&registry));
-    let auth = capability::auth::AuthKey::load(&options.data_dir)?;
+    let outbound = wharf_outbound::Outbound::new(Arc::new(server::in_process::InProcessCalls::new(&registry)));
+    let auth = wharf_auth::AuthKey::load(&options.data_dir)?;
     let loader = Loader::new(engine, cache, database, hub.clone(), outbound, instances, auth)?;
     registry.swap(loader.load_all(&manifest).await?);
     let (closing, shutdown) = tokio::sync::watch::channel(false);
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
-    let host = Arc::new(Host {
-        workers: queue::worker::WorkerPool::new(registry.clone(), workers_stopped),
-        registry,
-        loader,
-        hub,
-        shutdown,
-        manifest_path: options.manifest.clone(),
-        reload_lock: tokio::sync::Mutex::new(()),
-        connections: server::front_door::ConnectionTracker::new(options.limits.clone()),
-    });
-    host.workers.top_up();
+    let runtime = Runtime::start(registry, loader, options.manifest.clone(), workers_stopped);
+    let app = Arc::new(App { runtime, hub, shutdown, connections: ConnectionTracker::new(options.limits.clone()) });
 
     let _watching = match options.watch {
-        true => Some(watch::start(host.clone())?),
+        true => Some(watch::start(app.runtime().clone())?),
         false => None,
     };
-    start_operator_api(&host, &options).await?;
+    start_operator_api(&app, &options).await?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("failed to listen on {}", options.listen))?;
@@ -151,8 +145,8 @@ pub async fn serve(mut options: ServeOptions) -> anyhow::Result<()> {
 
     let closing = Arc::new(closing);
     let signal = closing.clone();
-    let host_for_workers = host.clone();
-    server::run(host, listener, async move {
+    let runtime = app.runtime().clone();
+    server::run(app, listener, async move {
         shutdown_signal().await;
         // WebSocket connections are detached from hyper: tell them directly.
         let _ = signal.send(true);
@@ -167,7 +161,7 @@ pub async fn serve(mut options: ServeOptions) -> anyhow::Result<()> {
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), goodbye).await;
     let _ = stop_workers.send(true);
-    if !host_for_workers.workers.join(std::time::Duration::from_secs(30)).await {
+    if !runtime.join_workers(std::time::Duration::from_secs(30)).await {
         tracing::warn!("job workers did not finish in time; their jobs run again after their leases expire");
     }
     // So no tool finds this stopped host's addresses (and reaches whatever
@@ -181,15 +175,15 @@ pub async fn serve(mut options: ServeOptions) -> anyhow::Result<()> {
 /// Binds the operator API, writes its address to `DATA_DIR/admin.addr`
 /// (before `http.addr`, so whoever waits for the latter finds both) and
 /// serves it until shutdown.
-async fn start_operator_api(host: &Arc<Host>, options: &ServeOptions) -> anyhow::Result<()> {
+async fn start_operator_api(app: &Arc<App>, options: &ServeOptions) -> anyhow::Result<()> {
     let listener = admin::bind(options.admin_listen, options.admin_token.as_deref()).await?;
     let bound = listener.local_addr()?;
     let file = options.data_dir.join(admin::ADDR_FILE);
     std::fs::write(&file, bound.to_string()).with_context(|| format!("failed to write `{}`", file.display()))?;
     tracing::info!(admin = %bound, "operator API on http://{bound}");
-    let mut stop = host.shutdown.clone();
+    let mut stop = app.shutdown();
     let (token, limits) = (options.admin_token.clone(), options.limits.clone());
-    tokio::spawn(admin::run(host.clone(), listener, token, limits, async move {
+    tokio::spawn(admin::run(app.clone(), listener, token, limits, async move {
         let _ = stop.wait_for(|closing| *closing).await;
     }));
     Ok(())
@@ -205,7 +199,7 @@ pub async fn migrate(
     std::fs::create_dir_all(data_dir).with_context(|| format!("failed to create data dir `{}`", data_dir.display()))?;
     let database = Database::open(database_url, data_dir).await?;
     for spec in manifest.components.values().filter(|s| s.needs_database()) {
-        registry::prepare_database(&database, spec).await?;
+        wharf_runtime::registry::prepare_database(&database, spec).await?;
         println!("{}: up to date", spec.name);
     }
     Ok(())

@@ -4,13 +4,11 @@
 //! WebSocket endpoints (OpenAPI has no way to describe those).
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use anyhow::Context;
 use serde_json::{Map, Value, json};
 
 use crate::manifest::WebSocketSpec;
-use crate::registry::Snapshot;
+use wharf_runtime::registry::Snapshot;
 
 /// Sections of `components` merged by name.
 const COMPONENT_SECTIONS: &[&str] =
@@ -22,23 +20,11 @@ const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "p
 /// The tag of the paths the host answers itself.
 const HOST_TAG: &str = "host";
 
-/// Reads and checks a fragment: a JSON object with a `paths` object.
-pub fn read_fragment(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("failed to read OpenAPI fragment `{}`", path.display()))?;
-    let value: Value = serde_json::from_str(&text)
-        .with_context(|| format!("OpenAPI fragment `{}` is not valid JSON", path.display()))?;
-    if !value.get("paths").is_some_and(Value::is_object) {
-        anyhow::bail!("OpenAPI fragment `{}` has no `paths` object", path.display());
-    }
-    Ok(value)
-}
-
 /// The document `/openapi.json` answers for `snapshot`.
 pub fn document(snapshot: &Snapshot) -> Value {
-    let fragments = snapshot.components.values().filter_map(|c| Some((c.spec.name.as_str(), c.openapi.as_ref()?)));
-    let mut document = merge(fragments, &snapshot.websockets);
-    describe_rate_limits(&mut document, &snapshot.routes);
+    let fragments = snapshot.components().filter_map(|c| Some((c.spec().name.as_str(), c.openapi()?)));
+    let mut document = merge(fragments, snapshot.websockets());
+    describe_rate_limits(&mut document, snapshot.routes());
     document
 }
 

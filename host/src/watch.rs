@@ -15,7 +15,7 @@ use anyhow::Context;
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
 
-use crate::Host;
+use wharf_runtime::Runtime;
 
 /// How long the files must be quiet before a reload starts.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -26,7 +26,7 @@ pub struct Watching {
 }
 
 /// Starts watching the manifest and every loaded component's `.wasm`.
-pub fn start(host: Arc<Host>) -> anyhow::Result<Watching> {
+pub fn start(runtime: Arc<Runtime>) -> anyhow::Result<Watching> {
     let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
     let mut debouncer = new_debouncer(DEBOUNCE, move |events: DebounceEventResult| match events {
         Ok(events) => {
@@ -36,9 +36,9 @@ pub fn start(host: Arc<Host>) -> anyhow::Result<Watching> {
     })
     .context("cannot start watching files")?;
     let mut dirs = BTreeSet::new();
-    dirs.insert(parent(&host.manifest_path));
-    for component in host.registry.snapshot().components.values() {
-        dirs.insert(parent(&component.spec.wasm));
+    dirs.insert(parent(runtime.manifest_path()));
+    for component in runtime.snapshot().components() {
+        dirs.insert(parent(&component.spec().wasm));
     }
     for dir in &dirs {
         debouncer
@@ -49,8 +49,8 @@ pub fn start(host: Arc<Host>) -> anyhow::Result<Watching> {
     tracing::info!(dirs = dirs.len(), "watching components.toml and component files for changes");
     tokio::spawn(async move {
         while let Some(paths) = changes.recv().await {
-            for name in affected(&host, &paths) {
-                let _ = host.reload(&name).await;
+            for name in affected(&runtime, &paths) {
+                let _ = runtime.reload(&name).await;
             }
         }
     });
@@ -58,23 +58,23 @@ pub fn start(host: Arc<Host>) -> anyhow::Result<Watching> {
 }
 
 /// The components to reload for changes to `paths`.
-fn affected(host: &Host, paths: &[PathBuf]) -> BTreeSet<String> {
-    let manifest = canonical(&host.manifest_path);
+fn affected(runtime: &Runtime, paths: &[PathBuf]) -> BTreeSet<String> {
+    let manifest = canonical(runtime.manifest_path());
     let mut names = BTreeSet::new();
-    let snapshot = host.registry.snapshot();
+    let snapshot = runtime.snapshot();
     for path in paths.iter().map(|p| canonical(p)) {
         if path == manifest {
             // Components added to the manifest load too; removed ones stay
             // until restart (a reload never drops a component).
-            match crate::manifest::Manifest::load(&host.manifest_path) {
+            match crate::manifest::Manifest::load(runtime.manifest_path()) {
                 Ok(m) => names.extend(m.components.keys().map(ToString::to_string)),
                 Err(e) => tracing::warn!(error = %e, "components.toml changed but does not load; nothing reloaded"),
             }
             continue;
         }
-        for component in snapshot.components.values() {
-            if canonical(&component.spec.wasm) == path {
-                names.insert(component.spec.name.to_string());
+        for component in snapshot.components() {
+            if canonical(&component.spec().wasm) == path {
+                names.insert(component.spec().name.to_string());
             }
         }
     }

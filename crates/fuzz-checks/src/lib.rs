@@ -6,6 +6,7 @@
 //! Each function decodes its input with `arbitrary`, runs one entry point a
 //! client or component controls, and panics only when an invariant breaks.
 
+#![deny(missing_docs)]
 // The SQL target drives SQLite's C API directly to check the connection.
 #![allow(unsafe_code)]
 
@@ -30,7 +31,7 @@ pub fn manifest(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let path = std::path::Path::new("/nonexistent/fuzz/components.toml");
     if let Ok(manifest) = Manifest::parse(path, text) {
-        let _ = RouteTable::build(&manifest);
+        let _ = RouteTable::build(manifest.components.values(), &manifest.websockets);
     }
 }
 
@@ -49,7 +50,8 @@ static TABLE: LazyLock<RouteTable> = LazyLock::new(|| {
     "#;
     let parsed = Manifest::parse(std::path::Path::new("/fuzz/components.toml"), text);
     let manifest = parsed.unwrap_or_else(|e| panic!("the fixed manifest: {e}"));
-    RouteTable::build(&manifest).unwrap_or_else(|e| panic!("the fixed routes: {}", e.message))
+    RouteTable::build(manifest.components.values(), &manifest.websockets)
+        .unwrap_or_else(|e| panic!("the fixed routes: {}", e.message))
 });
 
 /// The router: any method and path route somewhere or nowhere, and a path

@@ -4,6 +4,8 @@
 //! (`wharf-fuzz-checks`) and the components' own (`components/*/src/fuzzing.rs`)
 //! call it from their tests, so a crash found once stays fixed.
 
+#![deny(missing_docs)]
+
 use std::panic::{UnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 

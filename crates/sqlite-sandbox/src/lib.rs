@@ -18,6 +18,7 @@
 //! This is the only crate of the workspace with `unsafe` code: the calls into
 //! SQLite's C API that sqlx does not wrap.
 
+#![deny(missing_docs)]
 // The C API needs raw pointers; every `unsafe` block says why it is sound.
 #![allow(unsafe_code)]
 

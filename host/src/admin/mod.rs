@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::Host;
+use crate::App;
 use crate::server::front_door::{self, ConnectionLimits, ConnectionTracker};
 
 /// Where the operator API listens unless told otherwise.
@@ -47,7 +47,7 @@ pub async fn bind(requested: Option<SocketAddr>, token: Option<&str>) -> anyhow:
 /// Serves the operator API on `listener` until `shutdown` resolves, under
 /// the same connection limits as the public listener (its own counts).
 pub async fn run(
-    host: Arc<Host>,
+    app: Arc<App>,
     listener: TcpListener,
     token: Option<String>,
     limits: ConnectionLimits,
@@ -56,8 +56,8 @@ pub async fn run(
     let token: Option<Arc<str>> = token.filter(|t| !t.is_empty()).map(Into::into);
     let tracker = ConnectionTracker::new(limits);
     front_door::serve(listener, tracker, "operator API", shutdown, move |request| {
-        let (host, token) = (host.clone(), token.clone());
-        async move { routes::handle(&host, token.as_deref(), request).await }
+        let (app, token) = (app.clone(), token.clone());
+        async move { routes::handle(&app, token.as_deref(), request).await }
     })
     .await;
 }

@@ -20,16 +20,16 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::Host;
-use crate::registry::LoadedComponent;
-use crate::reload::ReloadError;
+use crate::App;
 use crate::server::error::{full, json_error, json_response};
+use wharf_runtime::registry::LoadedComponent;
+use wharf_runtime::reload::ReloadError;
 
 type Response = http::Response<HyperOutgoingBody>;
 
 /// Answers one operator request.
 pub(super) async fn handle(
-    host: &Arc<Host>,
+    app: &Arc<App>,
     token: Option<&str>,
     request: http::Request<hyper::body::Incoming>,
 ) -> Response {
@@ -47,7 +47,7 @@ pub(super) async fn handle(
             "The operator API needs `Authorization: Bearer TOKEN` (the host's --admin-token).",
             &request_id,
         ),
-        true => route(host, request.method(), request.uri().path(), request.uri().query().unwrap_or_default())
+        true => route(app, request.method(), request.uri().path(), request.uri().query().unwrap_or_default())
             .await
             .unwrap_or_else(|(status, code, message)| json_error(status, code, &message, &request_id)),
     };
@@ -91,17 +91,34 @@ fn from_a_web_page(token: Option<&str>, headers: &http::HeaderMap) -> bool {
 
 type Failure = (StatusCode, &'static str, String);
 
-async fn route(host: &Arc<Host>, method: &Method, path: &str, query: &str) -> Result<Response, Failure> {
+/// The state gauges of `/metrics`, read now: loaded versions, jobs by
+/// status, hub clients by topic.
+async fn gauges(app: &App) -> crate::metrics::Gauges {
+    let mut gauges = crate::metrics::Gauges::default();
+    for component in app.runtime().snapshot().components() {
+        let name = component.spec().name.to_string();
+        gauges.loaded.push((name.clone(), component.version().to_owned()));
+        let Some(queue) = component.queue() else { continue };
+        match queue.counts().await {
+            Ok(counts) => gauges.jobs.extend(counts.into_iter().map(|(status, n)| (name.clone(), status, n))),
+            Err(e) => tracing::warn!(component = %name, error = %e, "metrics: cannot count jobs"),
+        }
+    }
+    gauges.hub_clients = app.hub().client_counts();
+    gauges
+}
+
+async fn route(app: &Arc<App>, method: &Method, path: &str, query: &str) -> Result<Response, Failure> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     match (method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
         (&Method::GET, ["readyz"]) => {
-            let (ready, details) = crate::server::dispatch::readiness(host).await;
+            let (ready, details) = crate::server::dispatch::readiness(app).await;
             let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
             Ok(json_response(status, &details))
         }
         (&Method::GET, ["metrics"]) => {
-            let text = crate::metrics::global().render(&host.registry.snapshot(), &host.hub).await;
+            let text = crate::metrics::global().render(&gauges(app).await);
             let mut response = http::Response::new(full(Bytes::from(text)));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -110,14 +127,14 @@ async fn route(host: &Arc<Host>, method: &Method, path: &str, query: &str) -> Re
             Ok(response)
         }
         (&Method::GET, ["components"]) => {
-            let snapshot = host.registry.snapshot();
-            let items: Vec<Value> = snapshot.components.values().map(|c| describe(c)).collect();
+            let snapshot = app.runtime().snapshot();
+            let items: Vec<Value> = snapshot.components().map(|c| describe(c)).collect();
             Ok(json_response(StatusCode::OK, &json!({ "items": items, "total": items.len() })))
         }
         (&Method::GET, ["components", name]) => {
-            Ok(json_response(StatusCode::OK, &describe(component(host, name)?.as_ref())))
+            Ok(json_response(StatusCode::OK, &describe(component(app, name)?.as_ref())))
         }
-        (&Method::POST, ["components", name, "reload"]) => match host.reload(name).await {
+        (&Method::POST, ["components", name, "reload"]) => match app.runtime().reload(name).await {
             Ok(done) => Ok(json_response(StatusCode::OK, &json!(done))),
             Err(ReloadError::Unknown(name)) => {
                 Err((StatusCode::NOT_FOUND, "not_found", format!("The manifest has no component `{name}`.")))
@@ -129,9 +146,9 @@ async fn route(host: &Arc<Host>, method: &Method, path: &str, query: &str) -> Re
             )),
         },
         (&Method::GET, ["components", name, "views"]) => {
-            let component = component(host, name)?;
+            let component = component(app, name)?;
             let views: Vec<Value> = component
-                .spec
+                .spec()
                 .operator_views
                 .keys()
                 .map(|view| json!({ "name": view, "path": format!("/components/{name}/views/{view}") }))
@@ -139,8 +156,8 @@ async fn route(host: &Arc<Host>, method: &Method, path: &str, query: &str) -> Re
             Ok(json_response(StatusCode::OK, &json!({ "items": views, "total": views.len() })))
         }
         (&Method::GET, ["components", name, "views", view]) => {
-            let component = component(host, name)?;
-            let Some(path) = component.spec.operator_views.get(*view) else {
+            let component = component(app, name)?;
+            let Some(path) = component.spec().operator_views.get(*view) else {
                 return Err((StatusCode::NOT_FOUND, "not_found", format!("Component `{name}` has no view `{view}`.")));
             };
             let target = if query.is_empty() { path.clone() } else { format!("{path}?{query}") };
@@ -153,30 +170,30 @@ async fn route(host: &Arc<Host>, method: &Method, path: &str, query: &str) -> Re
             Ok(response)
         }
         (&Method::GET, ["components", name, "jobs", "dead"]) => {
-            let component = component(host, name)?;
-            let db = database(&component)?;
+            let component = component(app, name)?;
+            let queue = queue(&component)?;
             let (limit, offset) = page(query)?;
-            let (items, total) = crate::queue::jobs::list_dead(db, limit, offset).await.map_err(unavailable)?;
+            let (items, total) = queue.list_dead(limit, offset).await.map_err(unavailable)?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({ "items": items, "total": total, "limit": limit, "offset": offset }),
             ))
         }
         (&Method::POST, ["components", name, "jobs", id, "retry"]) => {
-            let component = component(host, name)?;
+            let component = component(app, name)?;
             let id = job_id(id)?;
-            match crate::queue::jobs::revive(database(&component)?, id).await.map_err(unavailable)? {
+            match queue(&component)?.revive(id).await.map_err(unavailable)? {
                 true => {
-                    component.jobs_ready.notify_waiters();
+                    component.wake_workers();
                     Ok(json_response(StatusCode::OK, &json!({ "id": id, "status": "queued" })))
                 }
                 false => Err(no_dead_job(name, id)),
             }
         }
         (&Method::DELETE, ["components", name, "jobs", id]) => {
-            let component = component(host, name)?;
+            let component = component(app, name)?;
             let id = job_id(id)?;
-            match crate::queue::jobs::discard(database(&component)?, id).await.map_err(unavailable)? {
+            match queue(&component)?.discard(id).await.map_err(unavailable)? {
                 true => Ok(json_response(StatusCode::OK, &json!({ "id": id, "status": "discarded" }))),
                 false => Err(no_dead_job(name, id)),
             }
@@ -189,19 +206,17 @@ async fn route(host: &Arc<Host>, method: &Method, path: &str, query: &str) -> Re
     }
 }
 
-fn component(host: &Host, name: &str) -> Result<std::sync::Arc<LoadedComponent>, Failure> {
-    let snapshot = host.registry.snapshot();
+fn component(app: &App, name: &str) -> Result<std::sync::Arc<LoadedComponent>, Failure> {
+    let snapshot = app.runtime().snapshot();
     snapshot
-        .components
-        .iter()
-        .find(|(n, _)| n.as_str() == name)
-        .map(|(_, c)| c.clone())
+        .component(name)
+        .cloned()
         .ok_or_else(|| (StatusCode::NOT_FOUND, "not_found", format!("No component `{name}` is loaded.")))
 }
 
-fn database(component: &LoadedComponent) -> Result<&crate::store::ComponentDb, Failure> {
-    component.db.as_ref().ok_or_else(|| {
-        (StatusCode::NOT_FOUND, "not_found", format!("Component `{}` has no queue.", component.spec.name))
+fn queue(component: &LoadedComponent) -> Result<wharf_queue::Jobs<'_>, Failure> {
+    component.queue().ok_or_else(|| {
+        (StatusCode::NOT_FOUND, "not_found", format!("Component `{}` has no queue.", component.spec().name))
     })
 }
 
@@ -213,7 +228,7 @@ fn no_dead_job(component: &str, id: i64) -> Failure {
     (StatusCode::NOT_FOUND, "not_found", format!("Component `{component}` has no dead job {id}."))
 }
 
-fn unavailable(error: sqlx::Error) -> Failure {
+fn unavailable(error: wharf_queue::QueueError) -> Failure {
     tracing::warn!(%error, "operator API: database error");
     (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "The database is unavailable; retry shortly.".into())
 }
@@ -236,7 +251,7 @@ fn page(query: &str) -> Result<(i64, i64), Failure> {
 
 /// What operators see of a loaded component.
 fn describe(component: &LoadedComponent) -> Value {
-    let spec = &component.spec;
+    let spec = component.spec();
     let routes: Vec<Value> = spec
         .routes
         .iter()
@@ -248,13 +263,13 @@ fn describe(component: &LoadedComponent) -> Value {
             })
         })
         .collect();
-    let loaded_at: chrono::DateTime<chrono::Utc> = component.loaded_at.into();
+    let loaded_at: chrono::DateTime<chrono::Utc> = component.loaded_at().into();
     let max = spec.limits.max_instances as usize;
     json!({
         "name": spec.name.as_str(),
-        "version": component.version,
+        "version": component.version(),
         "loaded_at": loaded_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "compile": component.compile.as_str(),
+        "compile": component.compile().as_str(),
         "wasm": spec.wasm.display().to_string(),
         "crate": spec.source_crate,
         "routes": routes,
@@ -269,8 +284,8 @@ fn describe(component: &LoadedComponent) -> Value {
             "max_instances": max,
             "max_body": spec.limits.max_body,
         },
-        "instances_running": max.saturating_sub(component.instances.available_permits()),
-        "handles_jobs": component.jobs.is_some(),
+        "instances_running": component.instances_running(),
+        "handles_jobs": component.handles_jobs(),
     })
 }
 

@@ -17,16 +17,16 @@ use super::buffered_body::BufferedBody;
 use super::error::{HostError, json_response};
 use super::front_door::ClientAddr;
 use super::{guest, request_id};
-use crate::Host;
+use crate::App;
 use crate::manifest::ComponentName;
 use crate::metrics;
-use crate::registry::Snapshot;
 use crate::router::RouteMatch;
+use wharf_runtime::registry::Snapshot;
 
 type Response = http::Response<HyperOutgoingBody>;
 
 /// Answers one HTTP request. Never fails: every error becomes a JSON response.
-pub(super) async fn handle(host: Arc<Host>, request: http::Request<Incoming>) -> Response {
+pub(super) async fn handle(app: Arc<App>, request: http::Request<Incoming>) -> Response {
     let request_id = request_id::for_request(request.headers());
     let span = tracing::info_span!(
         "request",
@@ -40,7 +40,7 @@ pub(super) async fn handle(host: Arc<Host>, request: http::Request<Incoming>) ->
     async move {
         let started = Instant::now();
         let mut routed = Routed::default();
-        let mut response = match answer(&host, request, &request_id, &mut routed).await {
+        let mut response = match answer(&app, request, &request_id, &mut routed).await {
             Ok(response) => response,
             Err(error) => {
                 if let (Some(kind), Some(component)) = (error.failure_kind(), &routed.component) {
@@ -76,7 +76,7 @@ pub(crate) struct Routed {
 }
 
 async fn answer(
-    host: &Arc<Host>,
+    app: &Arc<App>,
     request: http::Request<Incoming>,
     request_id: &str,
     routed: &mut Routed,
@@ -84,14 +84,14 @@ async fn answer(
     if is_host_path(request.uri().path()) && !matches!(*request.method(), http::Method::GET | http::Method::HEAD) {
         return Err(HostError::MethodNotAllowed { allowed: vec![http::Method::GET, http::Method::HEAD] });
     }
-    if let Some(response) = host_path(host, request.uri().path()).await {
+    if let Some(response) = host_path(app, request.uri().path()).await {
         return Ok(response);
     }
-    let snapshot = host.registry.snapshot();
-    if let Some(endpoint) = snapshot.websockets.iter().find(|w| w.path == request.uri().path()) {
-        return Ok(super::websocket::accept(host.clone(), endpoint.clone(), request, request_id));
+    let snapshot = app.runtime().snapshot();
+    if let Some(endpoint) = snapshot.websockets().iter().find(|w| w.path == request.uri().path()) {
+        return Ok(super::websocket::accept(app.clone(), endpoint.clone(), request, request_id));
     }
-    let via = Via::Client { body_timeout: host.connections.limits().body_read_timeout };
+    let via = Via::Client { body_timeout: app.connections().limits().body_read_timeout };
     serve_routed(&snapshot, request, request_id, via, routed).await
 }
 
@@ -123,7 +123,8 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let not_found = || HostError::NotFound { path: request.uri().path().to_owned() };
-    let (component, (max_body, too_large_code)) = match snapshot.routes.route(request.method(), request.uri().path()) {
+    let (component, (max_body, too_large_code)) = match snapshot.routes().route(request.method(), request.uri().path())
+    {
         RouteMatch::Component { component, .. } if matches!(via, Via::InProcess { target, .. } if target != component.as_str()) =>
         {
             return Err(not_found());
@@ -145,10 +146,10 @@ where
         RouteMatch::MethodNotAllowed { allowed } => return Err(HostError::MethodNotAllowed { allowed }),
         RouteMatch::NotFound => return Err(not_found()),
     };
-    let Some(component) = snapshot.components.get(component).cloned() else {
+    let Some(component) = snapshot.component(component.as_str()).cloned() else {
         return Err(not_found());
     };
-    tracing::Span::current().record("component", component.spec.name.as_str());
+    tracing::Span::current().record("component", component.spec().name.as_str());
 
     let too_large = || HostError::BodyTooLarge { limit: max_body, code: too_large_code.map(str::to_owned) };
     let body_timeout = match via {
@@ -299,18 +300,18 @@ fn is_host_path(path: &str) -> bool {
 
 /// `/healthz`, `/readyz`, `/openapi.json` and the `/docs` page, answered by
 /// the host itself.
-async fn host_path(host: &Host, path: &str) -> Option<Response> {
+async fn host_path(app: &App, path: &str) -> Option<Response> {
     match path {
         "/healthz" => Some(json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
         "/readyz" => {
             // Anonymous clients learn only whether the host is ready; the
             // details are the operator API's (`GET /readyz` there).
-            let (ready, _) = readiness(host).await;
+            let (ready, _) = readiness(app).await;
             let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
             let word = if ready { "ready" } else { "not_ready" };
             Some(json_response(status, &serde_json::json!({ "status": word })))
         }
-        "/openapi.json" => Some(json_response(StatusCode::OK, &crate::openapi::document(&host.registry.snapshot()))),
+        "/openapi.json" => Some(json_response(StatusCode::OK, &crate::openapi::document(&app.runtime().snapshot()))),
         _ if path == "/docs" || path.starts_with("/docs/") => super::docs_page::answer(path),
         _ => None,
     }
@@ -318,31 +319,34 @@ async fn host_path(host: &Host, path: &str) -> Option<Response> {
 
 /// Ready when the database answers and every component's queue can be read;
 /// with the details per database and component.
-pub(crate) async fn readiness(host: &Host) -> (bool, serde_json::Value) {
+pub(crate) async fn readiness(app: &App) -> (bool, serde_json::Value) {
     let mut ready = true;
-    let database = match host.loader.database().ping().await {
-        Ok(()) => serde_json::json!({ "backend": host.loader.database().kind(), "status": "ready" }),
+    let database = match app.runtime().database().ping().await {
+        Ok(()) => serde_json::json!({ "backend": app.runtime().database().kind(), "status": "ready" }),
         Err(e) => {
             ready = false;
             tracing::warn!(error = %e, "database not ready");
-            serde_json::json!({ "backend": host.loader.database().kind(), "status": "unavailable" })
+            serde_json::json!({ "backend": app.runtime().database().kind(), "status": "unavailable" })
         }
     };
-    let snapshot = host.registry.snapshot();
+    let snapshot = app.runtime().snapshot();
     let mut components = serde_json::Map::new();
-    for component in snapshot.components.values() {
-        let mut entry = serde_json::json!({ "status": "ready", "version": component.version });
-        if let Some(db) = &component.db {
-            match crate::queue::jobs::counts(db).await {
-                Ok(counts) => entry["jobs"] = counts.into_iter().collect::<serde_json::Map<_, _>>().into(),
+    for component in snapshot.components() {
+        let mut entry = serde_json::json!({ "status": "ready", "version": component.version() });
+        if let Some(queue) = component.queue() {
+            match queue.counts().await {
+                Ok(counts) => {
+                    entry["jobs"] =
+                        counts.into_iter().map(|(s, n)| (s, n.into())).collect::<serde_json::Map<_, _>>().into()
+                }
                 Err(e) => {
                     ready = false;
-                    tracing::warn!(component = %component.spec.name, error = %e, "queue not readable");
+                    tracing::warn!(component = %component.spec().name, error = %e, "queue not readable");
                     entry["status"] = "unavailable".into();
                 }
             }
         }
-        components.insert(component.spec.name.to_string(), entry);
+        components.insert(component.spec().name.to_string(), entry);
     }
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not_ready" },

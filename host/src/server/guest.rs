@@ -1,8 +1,9 @@
-//! Runs one request through a component: take an instance slot, build a
-//! fresh store, instantiate from the pre-instance, call
-//! `wasi:http/incoming-handler`, and turn how it ended into a response or a
-//! [`HostError`]. The instance (and its store) is dropped when the response
-//! body has been produced.
+//! Runs one request through a component: take an instance slot (clients
+//! are refused at once, in-process callers wait), make the request and its
+//! response outparam in a fresh store, and hand both to
+//! [`wharf_runtime::run::run_guest`] in a task of its own; then turn how it
+//! ended into a response or a [`HostError`]. The instance (and its store)
+//! is dropped when the response body has been produced.
 
 use std::sync::Arc;
 
@@ -15,8 +16,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::buffered_body::BufferedBody;
 use super::error::HostError;
-use crate::limits::{GuestFailure, classify};
-use crate::registry::LoadedComponent;
+use wharf_runtime::registry::LoadedComponent;
+use wharf_runtime::run::{Entry, RunError, new_store, run_guest};
 
 /// Serves `request` with `component`; `depth` counts the in-process calls
 /// that led here (0 for a client's request).
@@ -25,17 +26,13 @@ pub(super) async fn serve(
     request: http::Request<BufferedBody>,
     depth: u8,
 ) -> Result<http::Response<HyperOutgoingBody>, HostError> {
-    let name = component.spec.name.clone();
-    let permit = match depth {
-        // A client is told to come back later at once.
-        0 => component.instances.clone().try_acquire_owned().map_err(|_| HostError::Overloaded(name.clone()))?,
-        // An in-process caller fans out and waits for a slot instead (its
-        // own first-byte timeout bounds the wait).
-        _ => component.instances.clone().acquire_owned().await.map_err(|_| HostError::Overloaded(name.clone()))?,
-    };
+    let name = component.spec().name.clone();
+    // A client is told to come back later at once; an in-process caller
+    // fans out and waits for a slot instead (its own first-byte timeout
+    // bounds the wait).
+    let permit = component.instance_slot(depth > 0).await.ok_or_else(|| HostError::Overloaded(name.clone()))?;
 
-    let mut store = crate::instance::new_store(&component);
-    store.data_mut().outbound.set_depth(depth);
+    let mut store = new_store(&component, depth);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let fail = |error: wasmtime::Error| HostError::ComponentFailed { component: name.clone(), error: error.into() };
     let request = store.data_mut().http().new_incoming_request(Scheme::Http, request).map_err(fail)?;
@@ -43,23 +40,10 @@ pub(super) async fn serve(
 
     // The guest runs in its own task so it can keep streaming the body after
     // it has handed over the response head.
-    let deadline = component.spec.limits.deadline;
-    let pre = component.pre.clone();
-    let instance_of = name.clone();
     let task = tokio::spawn(
         async move {
             let _permit = permit;
-            let run = async {
-                let started = std::time::Instant::now();
-                let proxy = pre.instantiate_async(&mut store).await?;
-                crate::metrics::global().instantiated(instance_of.as_str(), started.elapsed());
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, request, outparam).await
-            };
-            match tokio::time::timeout(deadline, run).await {
-                Err(_elapsed) => Err(GuestFailure::Deadline),
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(classify(error, store.data().limiter.memory_cap_hit)),
-            }
+            run_guest(&component, store, Entry::Http { request, response: outparam }).await
         }
         .in_current_span(),
     );
@@ -80,9 +64,10 @@ pub(super) async fn serve(
         // The store (and with it the sender) is gone without a response:
         // the task tells why.
         Err(_) => Err(match task.await {
-            Ok(Err(GuestFailure::Deadline)) => HostError::DeadlineExceeded(name),
-            Ok(Err(GuestFailure::Memory)) => HostError::MemoryCapExceeded(name),
-            Ok(Err(GuestFailure::Trap(error))) => HostError::ComponentFailed { component: name, error },
+            Ok(Err(RunError::Deadline)) => HostError::DeadlineExceeded(name),
+            Ok(Err(RunError::Memory)) => HostError::MemoryCapExceeded(name),
+            Ok(Err(RunError::Trap(error))) => HostError::ComponentFailed { component: name, error },
+            Ok(Err(other)) => HostError::ComponentFailed { component: name, error: other.into() },
             Ok(Ok(())) => HostError::ComponentFailed {
                 component: name,
                 error: anyhow!("component returned without calling `response-outparam.set`"),
@@ -118,7 +103,7 @@ pub(crate) async fn get(
     path_and_query: &str,
 ) -> Result<(http::StatusCode, Bytes), HostError> {
     use http_body_util::BodyExt;
-    let name = component.spec.name.clone();
+    let name = component.spec().name.clone();
     let request = http::Request::get(path_and_query)
         .header(http::header::HOST, "localhost")
         .body(BufferedBody::default())

@@ -9,6 +9,7 @@ mod docs_page;
 pub mod error;
 pub mod front_door;
 pub(crate) mod guest;
+pub mod in_process;
 mod rate_limit;
 pub mod request_id;
 pub mod websocket;
@@ -17,11 +18,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::Host;
+use crate::App;
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then drains.
-pub async fn run(host: Arc<Host>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let tracker = host.connections.clone();
-    front_door::serve(listener, tracker, "http", shutdown, move |request| dispatch::handle(host.clone(), request))
-        .await;
+pub async fn run(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let tracker = app.connections().clone();
+    front_door::serve(listener, tracker, "http", shutdown, move |request| dispatch::handle(app.clone(), request)).await;
 }

@@ -23,7 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::error::{full, json_error};
 use super::front_door::ClientAddr;
 use super::guest;
-use crate::Host;
+use crate::App;
 use crate::hub::Subscription;
 use crate::manifest::WebSocketSpec;
 
@@ -41,7 +41,7 @@ type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Answers a request on a WebSocket endpoint: the 101 handshake, or why not.
 pub(super) fn accept(
-    host: Arc<Host>,
+    app: Arc<App>,
     endpoint: WebSocketSpec,
     mut request: http::Request<Incoming>,
     request_id: &str,
@@ -56,7 +56,7 @@ pub(super) fn accept(
         response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         return response;
     };
-    if host.hub.client_counts().iter().any(|(t, n)| *t == endpoint.topic && *n >= endpoint.max_clients as usize) {
+    if app.hub().client_counts().iter().any(|(t, n)| *t == endpoint.topic && *n >= endpoint.max_clients as usize) {
         let mut response = json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "too_many_clients",
@@ -69,7 +69,7 @@ pub(super) fn accept(
     // Once upgraded the socket leaves the HTTP connection's count; it stays
     // under its address's cap.
     let client = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
-    let admission = match client.map(|ip| host.connections.admit_upgraded(ip)) {
+    let admission = match client.map(|ip| app.connections().admit_upgraded(ip)) {
         Some(Err(_)) => {
             crate::metrics::global().refused("websockets_per_ip");
             let mut response = json_error(
@@ -86,7 +86,7 @@ pub(super) fn accept(
     };
     // Subscribe before the handshake completes, so nothing published while
     // the replay runs is missed.
-    let subscription = host.hub.subscribe(&endpoint.topic, endpoint.buffer as usize);
+    let subscription = app.hub().subscribe(&endpoint.topic, endpoint.buffer as usize);
     let upgrade = hyper::upgrade::on(&mut request);
     let span = tracing::info_span!("websocket", path = %endpoint.path, topic = %endpoint.topic, request_id);
     tokio::spawn(
@@ -99,7 +99,7 @@ pub(super) fn accept(
                         .max_frame_size(Some(endpoint.max_client_message as usize));
                     let socket =
                         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                    serve_client(host, endpoint, socket, subscription, after).await;
+                    serve_client(app, endpoint, socket, subscription, after).await;
                 }
                 Err(e) => tracing::debug!(error = %e, "upgrade failed"),
             }
@@ -140,7 +140,7 @@ impl Handshake {
 }
 
 async fn serve_client(
-    host: Arc<Host>,
+    app: Arc<App>,
     endpoint: WebSocketSpec,
     mut socket: Socket,
     mut subscription: Subscription,
@@ -149,7 +149,7 @@ async fn serve_client(
     tracing::debug!("client connected");
     let mut replayed = HashSet::new();
     if let Some(after) = after {
-        match replay(&host, &endpoint, &after).await {
+        match replay(&app, &endpoint, &after).await {
             Ok((messages, truncated)) => {
                 for message in messages {
                     replayed.insert(message_id(&message));
@@ -174,7 +174,7 @@ async fn serve_client(
         }
     }
 
-    let mut shutdown = host.shutdown.clone();
+    let mut shutdown = app.shutdown();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut last_pong = Instant::now();
@@ -229,14 +229,14 @@ async fn serve_client(
 
 /// Asks the replay component for messages after `after`.
 async fn replay(
-    host: &Host,
+    app: &App,
     endpoint: &WebSocketSpec,
     after: &str,
 ) -> Result<(Vec<String>, bool), (CloseCode, &'static str)> {
     let Some(spec) = &endpoint.replay else {
         return Err((CloseCode::Policy, "this endpoint does not replay: connect without ?after="));
     };
-    let component = host.registry.snapshot().components.get(&spec.component).cloned();
+    let component = app.runtime().snapshot().component(spec.component.as_str()).cloned();
     let Some(component) = component else { return Err((CloseCode::Error, "replay is unavailable")) };
     let encoded: String = form_urlencoded(after);
     let path = format!("{}?after={encoded}&limit={REPLAY_LIMIT}", spec.path);

@@ -1,0 +1,354 @@
+//! The jobs table (`_wharf_jobs`, in the component's own database so a job
+//! commits in the same transaction as the data it belongs to) and every
+//! statement the queue runs on it. Times are unix milliseconds.
+
+use std::time::Duration;
+
+use rand::Rng;
+use wharf_bindings::store::{Error, Value};
+use wharf_spec::component::QueueSpec;
+use wharf_store::{ComponentDb, SqliteDb, StoreCtx};
+
+/// The queue's table could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct QueueError(#[from] sqlx::Error);
+
+/// Jobs by status (`queued`, `running`, `done`, `dead`), as counted now.
+pub type JobCounts = Vec<(String, i64)>;
+
+/// The jobs table of one component's database.
+#[derive(Clone, Copy)]
+pub struct Jobs<'a> {
+    db: &'a ComponentDb,
+}
+
+impl<'a> Jobs<'a> {
+    /// The jobs table in `db`.
+    pub fn of(db: &'a ComponentDb) -> Self {
+        Self { db }
+    }
+
+    /// Creates the jobs table if missing.
+    pub async fn ensure_table(&self) -> anyhow::Result<()> {
+        let db = self.db;
+        let id = match db {
+            ComponentDb::Sqlite(_) => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+            ComponentDb::Postgres(_) => "id BIGSERIAL PRIMARY KEY",
+        };
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS _wharf_jobs (
+            {id},
+            queue TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            run_at BIGINT NOT NULL,
+            lease_until BIGINT,
+            last_error TEXT,
+            idempotency_key TEXT,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS _wharf_jobs_idempotency ON _wharf_jobs (queue, idempotency_key)
+            WHERE idempotency_key IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS _wharf_jobs_due ON _wharf_jobs (status, run_at, id);"
+        );
+        match db {
+            ComponentDb::Sqlite(SqliteDb { pool, .. }) => sqlx::raw_sql(&ddl).execute(pool).await.map(drop)?,
+            ComponentDb::Postgres(pool) => sqlx::raw_sql(&ddl).execute(pool).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Takes the next runnable job and leases it until `lease_until`: a due
+    /// queued job first, else one whose lease expired (its worker died). Two
+    /// statements rather than one `OR`, so each is a range scan of the
+    /// `(status, run_at, id)` index however many finished jobs the table keeps.
+    /// On PostgreSQL, `SKIP LOCKED` lets several hosts claim different jobs at once.
+    pub async fn claim(&self, lease_until: i64) -> Result<Option<Claimed>, QueueError> {
+        let db = self.db;
+        let now = now_ms();
+        for (condition, order) in
+            [("status = 'queued' AND run_at <= $2", "run_at, id"), ("status = 'running' AND lease_until < $2", "id")]
+        {
+            let lock = match db {
+                ComponentDb::Sqlite(_) => "",
+                ComponentDb::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+            };
+            let sql = format!(
+            "UPDATE _wharf_jobs SET status = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
+             WHERE id = (SELECT id FROM _wharf_jobs WHERE {condition} ORDER BY {order} LIMIT 1 {lock})
+             RETURNING id, queue, payload, CAST(attempts AS BIGINT) AS attempts, CAST(max_attempts AS BIGINT) AS max_attempts"
+        );
+            let row: Option<(i64, String, String, i64, i64)> = match db {
+                ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
+                    sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?
+                }
+                ComponentDb::Postgres(pool) => {
+                    sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?
+                }
+            };
+            if let Some((id, queue, payload, attempts, max_attempts)) = row {
+                return Ok(Some(Claimed { id, queue, payload, attempts, max_attempts }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Marks a job done.
+    pub async fn complete(&self, id: i64) -> Result<(), QueueError> {
+        let db = self.db;
+        let sql = "UPDATE _wharf_jobs SET status = 'done', lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1";
+        run(db, sql, id, now_ms(), None, None).await
+    }
+
+    /// Schedules a retry at `run_at`, keeping `error`.
+    pub async fn retry(&self, id: i64, run_at: i64, error: &str) -> Result<(), QueueError> {
+        let db = self.db;
+        let sql = "UPDATE _wharf_jobs SET status = 'queued', lease_until = NULL, run_at = $4, last_error = $3, updated_at = $2 WHERE id = $1";
+        run(db, sql, id, now_ms(), Some(error), Some(run_at)).await
+    }
+
+    /// Marks a job dead with its last error.
+    pub async fn bury(&self, id: i64, error: &str) -> Result<(), QueueError> {
+        let db = self.db;
+        let sql = "UPDATE _wharf_jobs SET status = 'dead', lease_until = NULL, last_error = $3, updated_at = $2 WHERE id = $1";
+        run(db, sql, id, now_ms(), Some(error), None).await
+    }
+
+    /// Deletes done jobs last updated before `before` (unix ms); returns how many.
+    pub async fn prune_done(&self, before: i64) -> Result<u64, QueueError> {
+        let db = self.db;
+        let sql = "DELETE FROM _wharf_jobs WHERE status = 'done' AND updated_at < $1";
+        let done = match db {
+            ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
+                sqlx::query(sql).bind(before).execute(pool).await?.rows_affected()
+            }
+            ComponentDb::Postgres(pool) => sqlx::query(sql).bind(before).execute(pool).await?.rows_affected(),
+        };
+        Ok(done)
+    }
+
+    /// Counts of jobs by status, for `/readyz` and metrics.
+    pub async fn counts(&self) -> Result<JobCounts, QueueError> {
+        let db = self.db;
+        let sql = "SELECT status, COUNT(*) FROM _wharf_jobs GROUP BY status";
+        let rows: Vec<(String, i64)> = match db {
+            ComponentDb::Sqlite(SqliteDb { pool, .. }) => sqlx::query_as(sql).fetch_all(pool).await?,
+            ComponentDb::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
+        };
+        Ok(rows)
+    }
+
+    /// One page of dead jobs, newest first, and how many there are.
+    pub async fn list_dead(&self, limit: i64, offset: i64) -> Result<(Vec<DeadJob>, i64), QueueError> {
+        let db = self.db;
+        type Row = (i64, String, String, i32, Option<String>, i64, i64);
+        let sql = "SELECT id, queue, payload, attempts, last_error, created_at, updated_at FROM _wharf_jobs \
+               WHERE status = 'dead' ORDER BY updated_at DESC, id DESC LIMIT $1 OFFSET $2";
+        let count = "SELECT COUNT(*) FROM _wharf_jobs WHERE status = 'dead'";
+        let (rows, total): (Vec<Row>, i64) = match db {
+            ComponentDb::Sqlite(SqliteDb { pool, .. }) => (
+                sqlx::query_as(sql).bind(limit).bind(offset).fetch_all(pool).await?,
+                sqlx::query_scalar(count).fetch_one(pool).await?,
+            ),
+            ComponentDb::Postgres(pool) => (
+                sqlx::query_as(sql).bind(limit).bind(offset).fetch_all(pool).await?,
+                sqlx::query_scalar(count).fetch_one(pool).await?,
+            ),
+        };
+        let jobs = rows
+            .into_iter()
+            .map(|(id, queue, payload, attempts, last_error, created_at, died_at)| DeadJob {
+                id,
+                queue,
+                payload,
+                attempts,
+                last_error,
+                created_at,
+                died_at,
+            })
+            .collect();
+        Ok((jobs, total))
+    }
+
+    /// Gives a dead job a fresh set of attempts, due now; `false` when no dead
+    /// job has that id. Attempt numbers keep counting (the handler sees attempt
+    /// N+1), so the history stays truthful.
+    pub async fn revive(&self, id: i64) -> Result<bool, QueueError> {
+        let db = self.db;
+        let sql = "UPDATE _wharf_jobs SET status = 'queued', max_attempts = attempts + max_attempts, run_at = $2, \
+               lease_until = NULL, updated_at = $2 WHERE id = $1 AND status = 'dead'";
+        let now = now_ms();
+        let changed = match db {
+            ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
+                sqlx::query(sql).bind(id).bind(now).execute(pool).await?.rows_affected()
+            }
+            ComponentDb::Postgres(pool) => sqlx::query(sql).bind(id).bind(now).execute(pool).await?.rows_affected(),
+        };
+        Ok(changed == 1)
+    }
+
+    /// Deletes a dead job; `false` when no dead job has that id.
+    pub async fn discard(&self, id: i64) -> Result<bool, QueueError> {
+        let db = self.db;
+        let sql = "DELETE FROM _wharf_jobs WHERE id = $1 AND status = 'dead'";
+        let changed = match db {
+            ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
+                sqlx::query(sql).bind(id).execute(pool).await?.rows_affected()
+            }
+            ComponentDb::Postgres(pool) => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected(),
+        };
+        Ok(changed == 1)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A new job.
+pub(crate) struct NewJob<'a> {
+    pub(crate) queue: &'a str,
+    pub(crate) payload: &'a str,
+    pub(crate) max_attempts: u32,
+    pub(crate) run_at: i64,
+    pub(crate) idempotency_key: Option<&'a str>,
+}
+
+/// Inserts a job through `store` (inside its transaction when one is open);
+/// with an idempotency key already used on the queue, returns that job's id.
+pub(crate) async fn insert(store: &mut StoreCtx, job: NewJob<'_>) -> Result<i64, Error> {
+    let now = now_ms();
+    let key = job.idempotency_key.map_or(Value::Null, |k| Value::Text(k.to_owned()));
+    let inserted = store
+        .run_query(
+            "INSERT INTO _wharf_jobs (queue, payload, max_attempts, run_at, idempotency_key, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING id",
+            &[
+                Value::Text(job.queue.to_owned()),
+                Value::Text(job.payload.to_owned()),
+                Value::Integer(job.max_attempts.into()),
+                Value::Integer(job.run_at),
+                key.clone(),
+                Value::Integer(now),
+            ],
+        )
+        .await?;
+    if let Some(id) = first_integer(&inserted.rows) {
+        return Ok(id);
+    }
+    let existing = store
+        .run_query(
+            "SELECT id FROM _wharf_jobs WHERE queue = $1 AND idempotency_key = $2",
+            &[Value::Text(job.queue.to_owned()), key],
+        )
+        .await?;
+    first_integer(&existing.rows).ok_or_else(|| Error::QueryFailed("the job vanished after a key conflict".into()))
+}
+
+fn first_integer(rows: &[Vec<Value>]) -> Option<i64> {
+    match rows.first().and_then(|r| r.first()) {
+        Some(Value::Integer(id)) => Some(*id),
+        _ => None,
+    }
+}
+
+/// A job a worker has claimed.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Its id in the component's queue.
+    pub id: i64,
+    /// The queue it was enqueued on.
+    pub queue: String,
+    /// What it was enqueued with.
+    pub payload: String,
+    /// Deliveries so far, this one included.
+    pub attempts: i64,
+    /// Deliveries allowed before it is dead.
+    pub max_attempts: i64,
+}
+
+async fn run(
+    db: &ComponentDb,
+    sql: &str,
+    id: i64,
+    now: i64,
+    error: Option<&str>,
+    run_at: Option<i64>,
+) -> Result<(), QueueError> {
+    // Unused trailing parameters are not bound: each statement uses $1..$N.
+    macro_rules! bind_all {
+        ($pool:expr) => {{
+            let mut q = sqlx::query(sql).bind(id).bind(now);
+            if let Some(e) = error {
+                q = q.bind(e);
+            }
+            if let Some(t) = run_at {
+                q = q.bind(t);
+            }
+            q.execute($pool).await.map(drop).map_err(QueueError::from)
+        }};
+    }
+    match db {
+        ComponentDb::Sqlite(SqliteDb { pool, .. }) => bind_all!(pool),
+        ComponentDb::Postgres(pool) => bind_all!(pool),
+    }
+}
+
+/// A dead job, as the operator API shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct DeadJob {
+    /// Its id in the component's queue.
+    pub id: i64,
+    /// The queue it was enqueued on.
+    pub queue: String,
+    /// What it was enqueued with.
+    pub payload: String,
+    /// Deliveries made.
+    pub attempts: i32,
+    /// Why the last one failed.
+    pub last_error: Option<String>,
+    /// When it was enqueued (Unix ms).
+    pub created_at: i64,
+    /// When it died (Unix ms).
+    pub died_at: i64,
+}
+
+/// Delay before retry number `attempt`: exponential, capped, with jitter
+/// (a random 50-100% of the step) so retries of a burst spread out.
+pub fn backoff(spec: &QueueSpec, attempt: i64) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(30);
+    let step = spec.backoff.saturating_mul(1 << exponent).min(spec.max_backoff);
+    step.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered() {
+        let spec = QueueSpec {
+            workers: 1,
+            max_attempts: 10,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            lease: Duration::from_secs(30),
+            retention: Duration::from_secs(3600),
+        };
+        for _ in 0..50 {
+            let first = backoff(&spec, 1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
+            let third = backoff(&spec, 3);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400), "{third:?}");
+            let tenth = backoff(&spec, 10);
+            assert!(tenth <= Duration::from_millis(1000), "{tenth:?}");
+        }
+    }
+}

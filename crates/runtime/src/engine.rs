@@ -1,0 +1,78 @@
+//! The one wasmtime [`Engine`] of a host: Cranelift, the pooling allocator
+//! sized for the manifest, epoch interruption driven by a ticker thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::limits::EPOCH_TICK;
+
+/// Instances the pool holds at least, whatever the manifest says, so that
+/// components added by a later reload still fit.
+const MIN_POOL_INSTANCES: u32 = 1000;
+
+/// Bytes of each memory, table and stack slot kept resident between instances.
+const KEEP_RESIDENT: usize = 1 << 20;
+
+/// Builds the engine. `instances` is the sum of every component's
+/// `max_instances`; the pool keeps room for twice that, so a reload can run
+/// new instances while old ones drain.
+pub fn build(instances: u32) -> anyhow::Result<Engine> {
+    let slots = instances.saturating_mul(2).max(MIN_POOL_INSTANCES);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(2))
+        .total_memories(slots.saturating_mul(2))
+        .total_tables(slots.saturating_mul(2))
+        .total_stacks(slots)
+        .max_memories_per_component(4)
+        .max_tables_per_component(4)
+        .max_core_instances_per_component(16)
+        .max_memory_size(wharf_spec::manifest::MAX_MEMORY_LIMIT as usize)
+        // Instances are created per request: keep the first pages of each
+        // slot resident and reset them with memset instead of returning them
+        // to the kernel, so the next instance does not page-fault them back.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
+        .async_stack_keep_resident(KEEP_RESIDENT)
+        .decommit_batch_size(16);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).map_err(anyhow::Error::from).context("failed to configure the wasmtime engine")
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    /// Starts the ticker thread for `engine`.
+    pub fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, flag) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("wharf-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map(drop)
+            .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the epoch ticker; deadlines will not interrupt running guests"));
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,179 @@
+//! Job workers: per component, `queue.workers` tasks that claim due jobs, run
+//! the component's `job-handler` on a fresh instance under the component's
+//! limits, and record the outcome (done, retry with backoff, or dead).
+//! Each job runs on the version of the component current when it is claimed,
+//! so a hot swap takes effect at the next job.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use wharf_bindings::job_handler::Job;
+use wharf_queue::{Claimed, Jobs, QueueError, backoff, now_ms};
+
+use crate::registry::{LoadedComponent, Registry};
+use crate::run::{Entry, RunError, new_store, run_guest};
+use wharf_spec::manifest::ComponentName;
+
+/// How often an idle worker looks for due jobs it was not woken for
+/// (retries coming due, jobs enqueued by another host).
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest time between two prunings of done jobs.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// The job workers of a host: `queue.workers` tasks per component that
+/// handles jobs. Started at boot and topped up after each reload (a
+/// component that gained a job handler, or more workers, gets them then).
+/// Workers never exit on their own before shutdown: one whose component
+/// stopped handling jobs, or whose index is beyond `queue.workers`, idles
+/// until a reload brings it back.
+pub struct WorkerPool {
+    registry: Arc<Registry>,
+    shutdown: watch::Receiver<bool>,
+    started: Mutex<BTreeMap<ComponentName, u32>>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl WorkerPool {
+    /// A pool working for the components of `registry` until `shutdown` is `true`.
+    pub fn new(registry: Arc<Registry>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { registry, shutdown, started: Mutex::default(), handles: Mutex::default() }
+    }
+
+    /// Starts the workers each component handling jobs is still missing.
+    pub fn top_up(&self) {
+        let snapshot = self.registry.snapshot();
+        let mut started = self.started.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut handles = self.handles.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for component in snapshot.components.values().filter(|c| c.job_worker.is_some() && c.db.is_some()) {
+            let name = &component.spec.name;
+            let running = started.entry(name.clone()).or_default();
+            for index in *running..component.spec.queue.workers {
+                let (registry, name, shutdown) = (self.registry.clone(), name.clone(), self.shutdown.clone());
+                let span = tracing::info_span!(target: "wharf::queue", "worker", component = %name, index);
+                handles.push(tokio::spawn(work(registry, name, shutdown, index).instrument(span)));
+            }
+            *running = (*running).max(component.spec.queue.workers);
+        }
+    }
+
+    /// Waits up to `timeout` for every worker to finish its job and stop
+    /// (after `shutdown` turned `true`); `false` if some did not.
+    pub async fn join(&self, timeout: Duration) -> bool {
+        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        tokio::time::timeout(timeout, futures_util::future::join_all(handles)).await.is_ok()
+    }
+}
+
+async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch::Receiver<bool>, index: u32) {
+    let mut next_prune = std::time::Instant::now();
+    while !*shutdown.borrow() {
+        let component = registry.snapshot().components.get(&name).cloned();
+        let ready = component.filter(|c| c.job_worker.is_some() && index < c.spec.queue.workers);
+        let Some(component) = ready.filter(|c| c.db.is_some()) else {
+            // Not needed by the version now serving: wait for a reload.
+            tokio::select! {
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        };
+        // One worker per component prunes done jobs past their retention.
+        if index == 0 && std::time::Instant::now() >= next_prune {
+            let retention = component.spec.queue.retention;
+            next_prune = std::time::Instant::now() + (retention / 4).clamp(Duration::from_millis(250), PRUNE_EVERY);
+            let Some(jobs) = component.queue() else { continue };
+            match jobs.prune_done(now_ms() - millis(retention)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(target: "wharf::queue", pruned = n, "pruned done jobs past their retention"),
+                Err(e) => tracing::warn!(target: "wharf::queue", error = %e, "cannot prune done jobs"),
+            }
+        }
+        // A slot first, then the claim: a claimed job never waits for a slot
+        // while its lease runs out.
+        let Ok(_slot) = component.job_slots.clone().acquire_owned().await else { return };
+        let lease_until = now_ms() + millis(component.spec.queue.lease);
+        let Some(jobs) = component.queue() else { continue };
+        match jobs.claim(lease_until).await {
+            Ok(Some(job)) => run(&component, jobs, job).await,
+            Ok(None) => {
+                tokio::select! {
+                    () = component.jobs_ready.notified() => {}
+                    () = tokio::time::sleep(POLL_INTERVAL) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "wharf::queue", error = %e, "cannot claim jobs; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn run(component: &LoadedComponent, jobs: Jobs<'_>, job: Claimed) {
+    let span =
+        tracing::info_span!(target: "wharf::queue", "job", id = job.id, queue = %job.queue, attempt = job.attempts);
+    async {
+        if job.attempts > job.max_attempts {
+            // Its earlier workers died holding it (lease expired) every time.
+            let error = format!("gave up after {} deliveries whose workers never reported back", job.max_attempts);
+            record(jobs.bury(job.id, &error).await);
+            tracing::warn!(target: "wharf::queue", "job dead: {error}");
+            return;
+        }
+        let outcome = deliver(component, &job).await;
+        match outcome {
+            Ok(()) => {
+                record(jobs.complete(job.id).await);
+                tracing::debug!(target: "wharf::queue", "job done");
+            }
+            Err(error) if job.attempts >= job.max_attempts => {
+                record(jobs.bury(job.id, &error).await);
+                tracing::warn!(target: "wharf::queue", %error, "job dead after {} attempts", job.attempts);
+            }
+            Err(error) => {
+                let delay = backoff(&component.spec.queue, job.attempts);
+                record(jobs.retry(job.id, now_ms() + millis(delay), &error).await);
+                tracing::info!(target: "wharf::queue", %error, retry_in = ?delay, "job failed; will retry");
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs the job handler once; `Err` carries the reason it failed.
+async fn deliver(component: &LoadedComponent, job: &Claimed) -> Result<(), String> {
+    let job = Job {
+        id: job.id,
+        queue: job.queue.clone(),
+        payload: job.payload.clone(),
+        attempt: u32::try_from(job.attempts).unwrap_or(u32::MAX),
+    };
+    match run_guest(component, new_store(component, 0), Entry::Job(job)).await {
+        Ok(()) => Ok(()),
+        Err(RunError::Handler(message)) => Err(message),
+        Err(failure) => {
+            if let RunError::Trap(error) = &failure {
+                tracing::warn!(target: "wharf::queue", error = format!("{error:#}"), "job handler trapped");
+            }
+            Err(failure.to_string())
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+fn record(result: Result<(), QueueError>) {
+    if let Err(e) = result {
+        // The lease will expire and the job run again: at-least-once.
+        tracing::error!(target: "wharf::queue", error = %e, "cannot record the job's outcome");
+    }
+}
