@@ -4,7 +4,9 @@
 //! unused ones are dropped when the component is linked, so depending on
 //! this crate asks for nothing the code does not use.
 //!
-//! HTTP itself is plain `wasi:http` (use the `wstd` crate).
+//! HTTP itself is plain `wasi:http` (use the `wstd` crate). Feature `reply`
+//! adds the one way components answer ([`reply`]) and read requests
+//! ([`request`]); feature `url` the escaping of outbound path segments.
 
 #![allow(missing_docs, unsafe_code, unreachable_pub)]
 

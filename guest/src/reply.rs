@@ -142,7 +142,8 @@ impl Reply {
     }
 
     /// 503: something this component depends on gave no usable answer;
-    /// `what` goes to the log.
+    /// `what` goes to the log. `Retry-After` is the component's choice
+    /// ([`crate::request::Options::retry_after`]).
     pub fn unavailable(code: &'static str, message: impl Into<String>, what: &str) -> Self {
         crate::error!("{what}");
         Self::error(StatusCode::SERVICE_UNAVAILABLE, code, message)
