@@ -7,7 +7,8 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value as Json, json};
+/// JSON values and the `json!` macro, for components that need no JSON crate of their own.
+pub use serde_json::{Map, Value as Json, json};
 use wstd::http::{Body, Error, Response, StatusCode};
 
 use crate::store;

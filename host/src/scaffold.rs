@@ -223,7 +223,12 @@ struct Vars(Vec<(&'static str, String)>);
 impl Vars {
     fn new(name: &ComponentName, guest: Option<&GuestCrate>) -> Self {
         let guest_dependency = match guest {
-            Some(guest) => format!("wharf-guest = {{ path = {} }}", toml_string(&guest.dir.display().to_string())),
+            Some(guest) => {
+                format!(
+                    "wharf-guest = {{ path = {}, features = [\"reply\"] }}",
+                    toml_string(&guest.dir.display().to_string())
+                )
+            }
             None => "# wharf:host (config, log, store, queue, hub): add the Wharf repository's guest crate,\n\
                      # wharf-guest = { path = \"/path/to/wharf/guest\" }"
                 .to_owned(),
