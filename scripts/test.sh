@@ -54,4 +54,5 @@ echo "==> running tests"
 # The components' own unit tests and fuzz-corpus replays run natively.
 cargo test --release -p wharf -p wharf-spec -p wharf-auth -p wharf-store -p wharf-queue -p wharf-hub -p wharf-outbound \
     -p wharf-runtime -p wharf-sqlite-sandbox -p wharf-fuzz-checks -p wharf-fuzz-replay \
+    -p wharf-guest --features wharf-guest/reply,wharf-guest/url \
     -p mandrill -p eye -p content -p users "$@"

@@ -8,29 +8,37 @@
 //! adds the one way components answer ([`reply`]) and read requests
 //! ([`request`]); feature `url` the escaping of outbound path segments.
 
-#![allow(missing_docs, unsafe_code, unreachable_pub)]
+#![deny(missing_docs)]
 
-#[cfg(not(feature = "jobs"))]
-wit_bindgen::generate!({
-    path: "../wit",
-    world: "wharf:host/imports",
-});
+/// What `wit-bindgen` generates (undocumented, with the `unsafe` glue of the
+/// canonical ABI); the interfaces are re-exported below.
+#[doc(hidden)]
+#[allow(missing_docs, unsafe_code, unreachable_pub)]
+pub mod generated {
+    #[cfg(not(feature = "jobs"))]
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "wharf:host/imports",
+    });
 
-// With `jobs`, the world also exports `job-handler`: implement
-// `wharf_guest::job_handler::Guest` and call `wharf_guest::export_job_handler!(T)`.
+    // With `jobs`, the world also exports `job-handler`: implement
+    // `wharf_guest::job_handler::Guest` and call `wharf_guest::export_job_handler!(T)`.
+    #[cfg(feature = "jobs")]
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "wharf:host/job-worker",
+        pub_export_macro: true,
+        export_macro_name: "export_job_handler",
+        default_bindings_module: "wharf_guest::generated",
+    });
+}
+
+pub use generated::wharf::host::{auth, config, hub, log, queue, store};
+
 #[cfg(feature = "jobs")]
-wit_bindgen::generate!({
-    path: "../wit",
-    world: "wharf:host/job-worker",
-    pub_export_macro: true,
-    export_macro_name: "export_job_handler",
-    default_bindings_module: "wharf_guest",
-});
-
-pub use wharf::host::{auth, config, hub, log, queue, store};
-
+pub use generated::export_job_handler;
 #[cfg(feature = "jobs")]
-pub use exports::wharf::host::job_handler;
+pub use generated::exports::wharf::host::job_handler;
 
 #[cfg(feature = "reply")]
 pub mod reply;

@@ -94,6 +94,10 @@ type Failure = (StatusCode, &'static str, String);
 /// The state gauges of `/metrics`, read now: loaded versions, jobs by
 /// status, hub clients by topic.
 async fn gauges(app: &App) -> crate::metrics::Gauges {
+    // One scrape at a time: concurrent scrapes must not multiply the
+    // queries on the components' databases.
+    static SCRAPING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = SCRAPING.lock().await;
     let mut gauges = crate::metrics::Gauges::default();
     for component in app.runtime().snapshot().components() {
         let name = component.spec().name.to_string();

@@ -4,6 +4,8 @@
 //! failure rate (`failure_rate`, from 0 to 1, answered 503); and the
 //! read-only API they both serve ([`simulator`]).
 
+#![deny(missing_docs)]
+
 pub mod simulator;
 
 use wstd::time::Duration;
