@@ -12,10 +12,10 @@ set -euo pipefail
 [ $# -eq 2 ] || { sed -n '2,10p' "$0"; exit 2; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 work=$(mktemp -d); pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null; tail -n 3 "$work"/*.log >&2; rm -rf "$work"' EXIT
 port=18100
 for side in A B; do
-    target=$([ $side = A ] && echo "$1" || echo "$2")
+    target=$(cd "$([ $side = A ] && echo "$1" || echo "$2")" && pwd)
     cat > "$work/$side.toml" <<TOML
 [components.hello]
 wasm = "$target/wasm32-wasip2/release/hello.wasm"
@@ -29,12 +29,13 @@ limits = { max_instances = 1000 }
 TOML
     port=$((port + 1))
     WHARF_LOG=error "$target/release/wharf" serve --manifest "$work/$side.toml" --listen "127.0.0.1:$port" \
-        --data-dir "$work/data-$side" --admin-listen 127.0.0.1:0 >/dev/null 2>&1 &
+        --data-dir "$work/data-$side" --admin-listen 127.0.0.1:0 >"$work/$side.log" 2>&1 &
     pids+=($!)
 done
 ports=(18101 18102); names=(A B)
 for p in "${ports[@]}"; do
-    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$p/hello/" >/dev/null && break; sleep 0.1; done
+    # A fresh data dir compiles both components first.
+    for _ in $(seq 300); do curl -sf "http://127.0.0.1:$p/hello/" >/dev/null && break; sleep 0.1; done
     for path in hello plain; do wrk -t2 -c16 -d2s "http://127.0.0.1:$p/$path/" >/dev/null; done
 done
 for round in $(seq "${ROUNDS:-5}"); do

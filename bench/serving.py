@@ -8,7 +8,7 @@ Usage: bench/serving.py [--duration 5] [--concurrency 1,16,64,256]
 Needs: wrk (installed with apt-get when missing and run as root);
 `wasmtime` on PATH or in ~/.cache/wharf-bench-tools/bin (row skipped if absent;
 install with: cargo install wasmtime-cli --version 48.0.8 --no-default-features
---features serve,run,cranelift,pooling-allocator,parallel-compilation).
+--features serve,run,cranelift,pooling-allocator,parallel-compilation,component-model-async).
 """
 import argparse, os, re, shutil, socket, subprocess, sys, tempfile, time
 from pathlib import Path

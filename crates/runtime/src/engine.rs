@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::limits::EPOCH_TICK;
 
@@ -37,6 +37,9 @@ pub fn build(instances: u32) -> anyhow::Result<Engine> {
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)
         .async_stack_keep_resident(KEEP_RESIDENT)
+        // Reset only the pages an instance really touched (Linux 6.7+);
+        // elsewhere the whole kept-resident prefix is reset as before.
+        .pagemap_scan(Enabled::Auto)
         .decommit_batch_size(16);
 
     let mut config = Config::new();
