@@ -13,7 +13,9 @@ work=$(mktemp -d /tmp/wharf-hub-bench.XXXXXX)
 port=$((21000 + RANDOM % 20000))
 sed 's|^\[websockets.email\]|[websockets.email]\nmax_clients = 20000|' components.toml >"$work/components.toml"
 sed -i "s|target/wasm32-wasip2|$PWD/target/wasm32-wasip2|; s|\"components/mandrill/migrations\"|\"$PWD/components/mandrill/migrations\"|" "$work/components.toml"
-WHARF_LOG=warn "$target/release/wharf" serve --manifest "$work/components.toml" --listen "127.0.0.1:$port" --data-dir "$work/data" &
+# One address opens all 10,000 connections: lift the per-address cap (1,024).
+WHARF_LOG=warn "$target/release/wharf" serve --manifest "$work/components.toml" --listen "127.0.0.1:$port" \
+    --admin-listen 127.0.0.1:0 --max-connections-per-ip 20000 --data-dir "$work/data" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$work"' EXIT
 until curl -sf "127.0.0.1:$port/healthz" >/dev/null; do sleep 0.1; done

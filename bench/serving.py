@@ -6,9 +6,10 @@ concurrency levels, measured in one run with wrk on this machine.
 
 Usage: bench/serving.py [--duration 5] [--concurrency 1,16,64,256]
 Needs: wrk (installed with apt-get when missing and run as root);
-`wasmtime` on PATH or in ~/.cache/wharf-bench-tools/bin (row skipped if absent;
-install with: cargo install wasmtime-cli --version 48.0.8 --no-default-features
---features serve,run,cranelift,pooling-allocator,parallel-compilation,component-model-async).
+`wasmtime` on PATH or in ~/.cache/wharf-bench/wasmtime-48.0.8/bin (row skipped if
+absent; install with: cargo install wasmtime-cli@48.0.8 --locked --no-default-features
+--features serve,run,cranelift,pooling-allocator,parallel-compilation,component-model-async
+--root ~/.cache/wharf-bench/wasmtime-48.0.8). bench/run covers this and more.
 """
 import argparse, os, re, shutil, socket, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -97,7 +98,7 @@ limits = {{ max_instances = 1000 }}
             ("wharf hello-plain", f"http://127.0.0.1:{wharf_port}/plain/"),
             ("native hyper", f"http://127.0.0.1:{native_port}/"),
         ]
-        wasmtime = shutil.which("wasmtime") or str(Path.home() / ".cache/wharf-bench-tools/bin/wasmtime")
+        wasmtime = shutil.which("wasmtime") or str(Path.home() / ".cache/wharf-bench/wasmtime-48.0.8/bin/wasmtime")
         if Path(wasmtime).exists():
             procs.append(subprocess.Popen([wasmtime, "serve", "-Scli", "--addr", f"127.0.0.1:{wasmtime_port}",
                                            str(WASM / "hello_plain.wasm")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
