@@ -51,8 +51,12 @@ else
     banner "openapi-spec-validator could not be installed in $py_venv: the OpenAPI validator test will be SKIPPED"
 fi
 echo "==> running tests"
-# The components' own unit tests and fuzz-corpus replays run natively.
+# Two invocations on purpose: compiled natively, the guest crates' wit-bindgen
+# macros turn on `indexmap/default` for build-time crates, and cargo's feature
+# unification would then rebuild wasmtime (and everything above it) a second
+# time instead of reusing the host that scripts/build.sh just built.
 cargo test --release -p wharf -p wharf-spec -p wharf-auth -p wharf-store -p wharf-queue -p wharf-hub -p wharf-outbound \
-    -p wharf-runtime -p wharf-sqlite-sandbox -p wharf-fuzz-checks -p wharf-fuzz-replay \
-    -p wharf-guest --features wharf-guest/reply,wharf-guest/url \
+    -p wharf-runtime -p wharf-sqlite-sandbox -p wharf-fuzz-checks -p wharf-fuzz-replay "$@"
+# The guest library's and the components' own unit tests run natively.
+cargo test --release -p wharf-guest --features wharf-guest/reply,wharf-guest/url \
     -p mandrill -p eye -p content -p users "$@"

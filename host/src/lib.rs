@@ -110,7 +110,7 @@ pub async fn serve(mut options: ServeOptions) -> anyhow::Result<()> {
         Some(pool) => Some(hub::relay::Relay::new(pool.clone()).await?),
         None => None,
     };
-    let hub = Hub::new(relay);
+    let hub = Hub::new(relay).context("starting the hub's delivery thread")?;
     hub::relay::Relay::listen(&hub).await?;
     // Components reach each other through the registry, so it exists (empty)
     // before they load.

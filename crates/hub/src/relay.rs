@@ -258,7 +258,7 @@ async fn forward(mut listener: PgListener, hub: Weak<Hub>, pool: PgPool, origin:
             (None, None) => None,
         };
         if let Some(message) = message {
-            hub.publish_local(&envelope.topic, message.into());
+            hub.publish_local(&envelope.topic, message.into()).await;
         }
     }
 }

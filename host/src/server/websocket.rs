@@ -16,7 +16,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tracing::Instrument;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -24,7 +25,7 @@ use super::error::{full, json_error};
 use super::front_door::ClientAddr;
 use super::guest;
 use crate::App;
-use crate::hub::Subscription;
+use crate::hub::{HubMessage, Subscription};
 use crate::manifest::WebSocketSpec;
 
 /// How often the host pings an idle client.
@@ -35,6 +36,10 @@ const PONG_TIMEOUT: Duration = Duration::from_secs(75);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most events a reconnecting client is replayed.
 const REPLAY_LIMIT: usize = 1000;
+/// Bytes read from a client's socket at a time.
+const READ_BUFFER: usize = 4096;
+/// Most hub messages written to one client per flush.
+const SEND_BATCH: usize = 64;
 
 type Response = http::Response<HyperOutgoingBody>;
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -89,12 +94,17 @@ pub(super) fn accept(
     let subscription = app.hub().subscribe(&endpoint.topic, endpoint.buffer as usize);
     let upgrade = hyper::upgrade::on(&mut request);
     let span = tracing::info_span!("websocket", path = %endpoint.path, topic = %endpoint.topic, request_id);
-    tokio::spawn(
+    // Served on the hub's thread, below the request workers' priority.
+    let hub = app.hub().clone();
+    hub.delivery().spawn(
         async move {
             let _admission = admission;
             match upgrade.await {
                 Ok(upgraded) => {
+                    // Clients send little (pongs, small frames): a small read
+                    // buffer, since tungstenite zeroes all of it on every read.
                     let config = WebSocketConfig::default()
+                        .read_buffer_size(READ_BUFFER)
                         .max_message_size(Some(endpoint.max_client_message as usize))
                         .max_frame_size(Some(endpoint.max_client_message as usize));
                     let socket =
@@ -182,11 +192,7 @@ async fn serve_client(
         tokio::select! {
             message = subscription.messages.recv() => match message {
                 Some(message) => {
-                    // Skip what the replay already sent (it raced with live publishes).
-                    if !replayed.is_empty() && replayed.remove(&message_id(&message)) {
-                        continue;
-                    }
-                    if !send(&mut socket, Message::Text(Utf8Bytes::from(&*message))).await {
+                    if !forward(&mut socket, &mut subscription.messages, message, &mut replayed).await {
                         return;
                     }
                 }
@@ -271,8 +277,36 @@ fn message_id(message: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Writes `first` and what else is already waiting (up to [`SEND_BATCH`])
+/// with one flush, skipping what the replay already sent (it raced with live
+/// publishes).
+async fn forward(
+    socket: &mut Socket,
+    messages: &mut mpsc::Receiver<HubMessage>,
+    first: HubMessage,
+    replayed: &mut HashSet<String>,
+) -> bool {
+    let write = async {
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(message) = next {
+            if replayed.is_empty() || !replayed.remove(&message_id(&message)) {
+                socket.feed(Message::Text(message)).await?;
+            }
+            taken += 1;
+            next = if taken < SEND_BATCH { messages.try_recv().ok() } else { None };
+        }
+        socket.flush().await
+    };
+    outcome(tokio::time::timeout(SEND_TIMEOUT, write).await)
+}
+
 async fn send(socket: &mut Socket, message: Message) -> bool {
-    match tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await {
+    outcome(tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await)
+}
+
+fn outcome(sent: Result<Result<(), tungstenite::Error>, tokio::time::error::Elapsed>) -> bool {
+    match sent {
         Ok(Ok(())) => true,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "send failed");
