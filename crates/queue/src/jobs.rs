@@ -97,11 +97,37 @@ impl<'a> Jobs<'a> {
         Ok(None)
     }
 
-    /// Marks a job done.
-    pub async fn complete(&self, id: i64) -> Result<(), QueueError> {
-        let db = self.db;
-        let sql = "UPDATE _wharf_jobs SET status = 'done', lease_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1";
-        run(db, sql, id, now_ms(), None, None).await
+    /// Marks the jobs `ids` done, in one statement.
+    pub async fn complete_many(&self, ids: &[i64]) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        match self.db {
+            ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
+                // A JSON array of integers: no text of anyone's goes into it.
+                let ids = format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+                sqlx::query(
+                    "UPDATE _wharf_jobs SET status = 'done', lease_until = NULL, last_error = NULL, updated_at = $1
+                     WHERE id IN (SELECT value FROM json_each($2))",
+                )
+                .bind(now)
+                .bind(ids)
+                .execute(pool)
+                .await?;
+            }
+            ComponentDb::Postgres(pool) => {
+                sqlx::query(
+                    "UPDATE _wharf_jobs SET status = 'done', lease_until = NULL, last_error = NULL, updated_at = $1
+                     WHERE id = ANY($2)",
+                )
+                .bind(now)
+                .bind(ids)
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Schedules a retry at `run_at`, keeping `error`.

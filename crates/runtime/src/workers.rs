@@ -2,11 +2,15 @@
 //! the component's `job-handler` on a fresh instance under the component's
 //! limits, and record the outcome (done, retry with backoff, or dead).
 //! Each job runs on the version of the component current when it is claimed,
-//! so a hot swap takes effect at the next job.
+//! so a hot swap takes effect at the next job. A worker marks its done jobs
+//! in batches ([`Done`]): one statement for up to [`DONE_BATCH`] jobs, at the
+//! latest [`DONE_WAIT`] after the first, and always before it idles or stops.
+//! Until then a done job keeps its lease, so a crash in between runs it again
+//! (at least once, as a crash between a handler and its bookkeeping always did).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,6 +26,10 @@ use wharf_spec::manifest::ComponentName;
 /// How often an idle worker looks for due jobs it was not woken for
 /// (retries coming due, jobs enqueued by another host).
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Most done jobs a worker marks in one statement.
+const DONE_BATCH: usize = 32;
+/// Longest a worker holds a done job before marking it (far below any lease).
+const DONE_WAIT: Duration = Duration::from_millis(50);
 /// Longest time between two prunings of done jobs.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -71,8 +79,12 @@ impl WorkerPool {
 
 async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch::Receiver<bool>, index: u32) {
     let mut next_prune = std::time::Instant::now();
+    let mut done = Done::default();
     while !*shutdown.borrow() {
         let component = registry.snapshot().components.get(&name).cloned();
+        if let Some(component) = &component {
+            done.mark_due(component).await;
+        }
         let ready = component.filter(|c| c.job_worker.is_some() && index < c.spec.queue.workers);
         let Some(component) = ready.filter(|c| c.db.is_some()) else {
             // Not needed by the version now serving: wait for a reload.
@@ -99,8 +111,13 @@ async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch:
         let lease_until = now_ms() + millis(component.spec.queue.lease);
         let Some(jobs) = component.queue() else { continue };
         match jobs.claim(lease_until).await {
-            Ok(Some(job)) => run(&component, jobs, job).await,
+            Ok(Some(job)) => {
+                if let Some(id) = run(&component, jobs, job).await {
+                    done.push(id);
+                }
+            }
             Ok(None) => {
+                done.mark(&component).await;
                 tokio::select! {
                     () = component.jobs_ready.notified() => {}
                     () = tokio::time::sleep(POLL_INTERVAL) => {}
@@ -113,9 +130,47 @@ async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch:
             }
         }
     }
+    if let Some(component) = registry.snapshot().components.get(&name) {
+        done.mark(component).await;
+    }
 }
 
-async fn run(component: &LoadedComponent, jobs: Jobs<'_>, job: Claimed) {
+/// A worker's done jobs not yet marked in the queue.
+#[derive(Default)]
+struct Done {
+    ids: Vec<i64>,
+    since: Option<Instant>,
+}
+
+impl Done {
+    fn push(&mut self, id: i64) {
+        self.since.get_or_insert_with(Instant::now);
+        self.ids.push(id);
+    }
+
+    /// Marks them if there are enough, or the first has waited long enough.
+    async fn mark_due(&mut self, component: &LoadedComponent) {
+        if self.ids.len() >= DONE_BATCH || self.since.is_some_and(|t| t.elapsed() >= DONE_WAIT) {
+            self.mark(component).await;
+        }
+    }
+
+    /// Marks them all done.
+    async fn mark(&mut self, component: &LoadedComponent) {
+        if self.ids.is_empty() {
+            return;
+        }
+        if let Some(jobs) = component.queue() {
+            record(jobs.complete_many(&self.ids).await);
+        }
+        self.ids.clear();
+        self.since = None;
+    }
+}
+
+/// Runs one claimed job and records a retry or a death; returns its id when
+/// it is done, for the caller to mark with others.
+async fn run(component: &LoadedComponent, jobs: Jobs<'_>, job: Claimed) -> Option<i64> {
     let span =
         tracing::info_span!(target: "wharf::queue", "job", id = job.id, queue = %job.queue, attempt = job.attempts);
     async {
@@ -124,13 +179,13 @@ async fn run(component: &LoadedComponent, jobs: Jobs<'_>, job: Claimed) {
             let error = format!("gave up after {} deliveries whose workers never reported back", job.max_attempts);
             record(jobs.bury(job.id, &error).await);
             tracing::warn!(target: "wharf::queue", "job dead: {error}");
-            return;
+            return None;
         }
         let outcome = deliver(component, &job).await;
         match outcome {
             Ok(()) => {
-                record(jobs.complete(job.id).await);
                 tracing::debug!(target: "wharf::queue", "job done");
+                return Some(job.id);
             }
             Err(error) if job.attempts >= job.max_attempts => {
                 record(jobs.bury(job.id, &error).await);
@@ -142,6 +197,7 @@ async fn run(component: &LoadedComponent, jobs: Jobs<'_>, job: Claimed) {
                 tracing::info!(target: "wharf::queue", %error, retry_in = ?delay, "job failed; will retry");
             }
         }
+        None
     }
     .instrument(span)
     .await
