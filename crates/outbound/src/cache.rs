@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use moka::future::Cache;
@@ -34,9 +34,10 @@ pub(super) struct CacheKey {
     /// In-process call depth: a call chain that repeats a URL must not wait
     /// on its own ancestor's flight (it reaches the depth cut instead).
     depth: u8,
-    uri: String,
-    /// Request headers that can change the answer, sorted.
-    headers: Vec<(String, Vec<u8>)>,
+    uri: http::Uri,
+    /// Request headers that can change the answer, sorted. Cloned from the
+    /// request, which shares their bytes: building a key copies no text.
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Headers that differ per request without changing the answer.
@@ -92,13 +93,13 @@ pub(super) fn key_for(component: &ComponentName, depth: u8, request: &http::Requ
     if bypass {
         return None;
     }
-    let mut keyed: Vec<(String, Vec<u8>)> = headers
+    let mut keyed: Vec<(HeaderName, HeaderValue)> = headers
         .iter()
         .filter(|(name, _)| !NOT_KEYED.contains(&name.as_str()))
-        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
-    keyed.sort();
-    Some(CacheKey { component: component.clone(), depth, uri: request.uri().to_string(), headers: keyed })
+    keyed.sort_unstable_by(|(a, x), (b, y)| (a.as_str(), x.as_bytes()).cmp(&(b.as_str(), y.as_bytes())));
+    Some(CacheKey { component: component.clone(), depth, uri: request.uri().clone(), headers: keyed })
 }
 
 impl ResponseCache {
@@ -115,11 +116,9 @@ impl ResponseCache {
 
     /// Drops every entry fetched from `host`.
     pub(super) fn forget_host(&self, host: &str) {
-        let host = host.to_ascii_lowercase();
-        let matches = move |key: &CacheKey, _: &Arc<Buffered>| {
-            key.uri.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_ascii_lowercase)).as_deref()
-                == Some(host.as_str())
-        };
+        let host = host.to_owned();
+        let matches =
+            move |key: &CacheKey, _: &Arc<Buffered>| key.uri.host().is_some_and(|h| h.eq_ignore_ascii_case(&host));
         if let Err(e) = self.entries.invalidate_entries_if(matches) {
             tracing::warn!(error = %e, "cannot drop cached responses");
         }
@@ -273,7 +272,9 @@ fn respond(buffered: &Buffered, label: &'static str) -> http::Response<WasiBody>
 
 fn weight(key: &CacheKey, buffered: &Buffered) -> u32 {
     let headers: usize = buffered.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum();
-    let key_bytes: usize = key.uri.len() + key.headers.iter().map(|(k, v)| k.len() + v.len() + 32).sum::<usize>();
+    let uri =
+        key.uri.authority().map_or(0, |a| a.as_str().len()) + key.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let key_bytes: usize = uri + key.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum::<usize>();
     u32::try_from(buffered.body.len() + headers + key_bytes + 256).unwrap_or(u32::MAX)
 }
 
