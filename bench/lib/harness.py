@@ -123,45 +123,58 @@ def _ours(pid):
 
 
 def foreign_load():
-    """cargo/rustc, and wharf, wrk, hub-fanout or wasmtime processes this run did not start:
-    anything else sharing the cores makes the figures low and noisy."""
+    """{pid: name} of cargo/rustc, and of wharf, wrk, hub-fanout or wasmtime processes this run
+    did not start: anything else sharing the cores makes the figures low and noisy."""
     out = subprocess.run(["pgrep", "-x", "cargo|rustc|wharf|wrk|hub-fanout|wasmtime"], capture_output=True,
                          text=True).stdout.split()
     found = {}
     for pid in map(int, out):
         if not _ours(pid):
             try:
-                name = Path(f"/proc/{pid}/comm").read_text().strip()
+                found[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
             except OSError:
                 continue
-            found[name] = found.get(name, 0) + 1
     return found
 
 
 class LoadWatch:
-    """Samples foreign_load() every few seconds for the report's warning."""
+    """Samples foreign_load() every few seconds and adds up the CPU time those
+    processes used meanwhile, for the report's warning."""
 
-    def __init__(self, every=5.0):
+    def __init__(self, every=2.0):
         import threading
-        self.seen, self.samples, self.every = {}, 0, every
+        self.cpu, self.last, self.every = {}, {}, every
+        self.started = time.monotonic()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
         while not self.stop.is_set():
-            self.samples += 1
-            for name, n in foreign_load().items():
-                self.seen[name] = self.seen.get(name, 0) + 1
+            for pid, name in foreign_load().items():
+                try:
+                    now = cpu_seconds(pid)
+                except (OSError, ValueError, IndexError):
+                    continue
+                # A process first seen now: count what it used since the run began, at most.
+                before = self.last.get(pid, max(0.0, now - (time.monotonic() - self.started)))
+                self.cpu[name] = self.cpu.get(name, 0.0) + max(0.0, now - before)
+                self.last[pid] = now
             self.stop.wait(self.every)
 
     def close(self):
         self.stop.set()
         self.thread.join()
 
+    def share(self):
+        """Foreign CPU time as a share of the machine's over the run so far."""
+        wall = (time.monotonic() - self.started) * (os.cpu_count() or 1)
+        return sum(self.cpu.values()) / wall if wall else 0.0
+
     def summary(self):
-        """'cargo in 3 of 40 samples, wharf in 40 of 40' or ''."""
-        return ", ".join(f"{name} in {n} of {self.samples} samples" for name, n in sorted(self.seen.items()))
+        """'wharf 12.0 CPU-s, cargo 3.1 CPU-s' or ''."""
+        busy = {n: s for n, s in self.cpu.items() if s >= 0.5}
+        return ", ".join(f"{n} {s:.1f} CPU-s" for n, s in sorted(busy.items(), key=lambda x: -x[1]))
 
 
 # ---------------------------------------------------------------------------
