@@ -76,12 +76,15 @@ class Procs:
     def on_exit(self, fn):
         self.cleanups.append(fn)
 
-    def close(self):
+    def stop_all(self):
         for proc in reversed(list(self.procs)):
             try:
                 self.stop(proc)
             except Exception as e:  # keep cleaning up
                 log(f"could not stop pid {proc.pid}: {e}")
+
+    def close(self):
+        self.stop_all()
         for fn in reversed(self.cleanups):
             try:
                 fn()

@@ -26,6 +26,10 @@ def _err(d):
     return d.get("error") if isinstance(d, dict) else None
 
 
+def _get(d, key):
+    return (d or {}).get(key) or {"error": "not measured"}
+
+
 def _mb(kb):
     return kb * 1024 / 1e6
 
@@ -115,7 +119,7 @@ def features_section(f, args, verdict):
     def row(feature, figure, value, target="–", mark=""):
         out.append(f"| {feature} | {figure} | {value} | {target} | {mark} |")
 
-    a = f.get("acme", {})
+    a = _get(f, "acme")
     if _err(a):
         row("Acme cold", "error", _err(a))
     else:
@@ -124,7 +128,7 @@ def features_section(f, args, verdict):
             f"{cold:.0f} ms; {cold / a['latency']:.2f}", f"ideal 3 × {a['latency']} ms")
         row("Acme warm (same request again)", "median ms (req/s: hello table, target under ratios)", f"{warm:.1f} ms")
     for backend in ("sqlite", "postgres"):
-        e = f.get(f"eye_{backend}", {})
+        e = _get(f, f"eye_{backend}")
         name = "eye, SQLite" if backend == "sqlite" else "eye, PostgreSQL"
         if _err(e):
             row(name, "error", _err(e))
@@ -139,7 +143,7 @@ def features_section(f, args, verdict):
             row(name, "processed/s (stored / time to drain)" + note, fmt_int(e["processed"]), "≥ 5,000",
                 verdict(e["processed"], ">=", 5000))
     for backend in ("sqlite", "postgres"):
-        q = f.get(f"queue_{backend}", {})
+        q = _get(f, f"queue_{backend}")
         name = f"queue (storetest), {'SQLite' if backend == 'sqlite' else 'PostgreSQL'}"
         if _err(q):
             row(name, "error", _err(q))
@@ -147,12 +151,12 @@ def features_section(f, args, verdict):
         note = "" if q["drained"] else f" (not drained after {q['elapsed']:.0f} s)"
         row(name, "jobs completed/s" + note, fmt_int(q["completed"]))
         row(name, "jobs enqueued/s (HTTP, wrk -c32)", fmt_int(q["enqueued"]))
-    hub = f.get("hub", {})
+    hub = _get(f, "hub")
     if _err(hub):
         row("hub", "error", _err(hub))
     else:
         for key, clients in (("hub_1000", "1,000"), ("hub_10000", "10,000")):
-            r = hub.get(key, {})
+            r = _get(hub, key)
             if _err(r):
                 row(f"hub → {clients} clients", "error", _err(r))
                 continue
@@ -160,7 +164,7 @@ def features_section(f, args, verdict):
             target = ("≥ 1,000,000", verdict(r["per_s"], ">=", 1e6)) if key == "hub_10000" else ("–", "")
             row(f"hub → {clients} clients", f"deliveries/s ({detail})", fmt_int(r["per_s"]), *target)
             row(f"hub → {clients} clients", "p99 ms (POST start → arrival)", fmt_ms(r["p99"], 1))
-        m0, m1 = hub.get("mandrill_0", {}), hub.get("mandrill_1000", {})
+        m0, m1 = _get(hub, "mandrill_0"), _get(hub, "mandrill_1000")
         if not _err(m0):
             row("Mandrill 1000-event batch, 0 clients", f"POST ms, mean of {m0['batches'].split(' ')[0]}",
                 fmt_ms(m0["post_ms"], 1))
@@ -169,14 +173,14 @@ def features_section(f, args, verdict):
             row("Mandrill 1000-event batch, 1,000 clients", f"POST ms, mean of {m1['batches'].split(' ')[0]}; vs 0 clients",
                 f"{fmt_ms(m1['post_ms'], 1)}; {f'{value:.2f}×' if value else '–'}", "≤ 2×", verdict(value, "<=", 2))
         for key in ("mandrill_0", "mandrill_1000"):
-            if _err(hub.get(key, {})):
-                row(f"Mandrill ({key})", "error", _err(hub[key]))
-    lg = f.get("login", {})
+            if _err(_get(hub, key)):
+                row(f"Mandrill ({key})", "error", _err(_get(hub, key)))
+    lg = _get(f, "login")
     if _err(lg):
         row("login (argon2id)", "error", _err(lg))
     else:
         row("login (argon2id)", f"answers/s (wrk -c8), p99 {fmt_ms(lg['p99'], 0)} ms, {lg['non2xx']} non-2xx", fmt_int(lg["rps"]))
-    c = f.get("content", {})
+    c = _get(f, "content")
     if _err(c):
         row("content top-contents", "error", _err(c))
     else:
@@ -184,7 +188,7 @@ def features_section(f, args, verdict):
             f"req/s (wrk -c16, first page), p99 {fmt_ms(c['p99'], 0)} ms", fmt_int(c["rps"]))
         row("content seeding", f"{c['books'] // 10000 or 1} CSV uploads, then reads + likes over the API",
             f"{c['books_s']:.0f} s books + {c['seed_s'] - c['books_s']:.0f} s interactions")
-    o = f.get("orders", {})
+    o = _get(f, "orders")
     if _err(o):
         row("orders", "error", _err(o))
     else:
@@ -197,7 +201,7 @@ def resources_section(r, verdict):
     out = ["## Resources", "", "| figure | value | target | how | |", "|---|---:|---:|---|---|"]
     if not r:
         return out + ["| (resources section not run) | | | | |"]
-    s = r.get("startup", {})
+    s = _get(r, "startup")
     if _err(s):
         out.append(f"| start | error | | {_err(s)} | |")
     else:
@@ -206,7 +210,7 @@ def resources_section(r, verdict):
         out.append(f"| start → /readyz, warm compile cache | {s['warm_s']:.2f} s | – | same --data-dir again (DATA_DIR/cache/components) | |")
         out.append(f"| RSS idle, all components | {_mb(s['warm_rss_kb']):.0f} MB | – | VmRSS 2 s after the warm start "
                    f"({_mb(s['cold_rss_kb']):.0f} MB after the cold one) | |")
-    i = r.get("inflight", {})
+    i = _get(r, "inflight")
     if _err(i):
         out.append(f"| RSS, 1,000 in flight | error | | {_err(i)} | |")
     else:
@@ -216,7 +220,7 @@ def resources_section(r, verdict):
                    f"misbehave `/misbehave/slow?ms={i['slow_ms']}`, an instance that sleeps ({i['conns']:,} connections "
                    f"established at most, each with its request in flight), {i['non2xx'] + i['socket_errors']} errors | "
                    f"{verdict(peak, '<=', 200)} |")
-    h = r.get("hotswap", {})
+    h = _get(r, "hotswap")
     if _err(h):
         out.append(f"| reload under load | error | | {_err(h)} | |")
     else:
@@ -230,6 +234,13 @@ def resources_section(r, verdict):
 
 def render(header, results, args):
     verdict = Targets()
+    failed = []
+    for name in ("hello", "features", "resources"):
+        if _err(results.get(name)):
+            failed.append(f"**The {name} section failed**: {_err(results[name])}")
+            results[name] = None
+    if failed:
+        header = header + [""] + failed
     h = results.get("hello")
     lines = header + [""]
     lines += hello_section(h, args) + [""] if h else ["## Hello", "", "(not run)", ""]
