@@ -1,4 +1,4 @@
-//! The hub's own thread. Fan-out tasks and WebSocket clients run there, at a
+//! The hub's own threads. Fan-out tasks and WebSocket clients run there, at a
 //! lower CPU priority than the request workers: delivering a batch to
 //! thousands of clients then cannot starve the requests that publish it.
 //! Under contention the clients fall behind first, and a client that falls
@@ -10,11 +10,11 @@ use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// How much nicer than the request workers the hub's thread runs (Linux
+/// How much nicer than the request workers the hub's threads run (Linux
 /// `nice`: weight 1024 against 335, about a quarter of a contended core).
 pub const NICENESS: i32 = 5;
 
-/// The hub's thread and the runtime on it; dropping it stops both.
+/// The hub's runtime and its threads; dropping it stops them.
 pub struct Delivery {
     handle: Handle,
     stop: Option<oneshot::Sender<()>>,
@@ -45,7 +45,7 @@ impl Delivery {
         Ok(Self { handle, stop: Some(stop) })
     }
 
-    /// Runs `task` on the hub's thread.
+    /// Runs `task` on the hub's threads.
     pub fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,

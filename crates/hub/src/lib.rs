@@ -4,7 +4,7 @@
 //! publisher pays O(1) however many clients listen. The task delivers to
 //! every subscriber through a bounded per-client buffer, `try_send` only, so
 //! a client that cannot keep up is dropped (and told why) instead of delaying
-//! anyone. Fan-out and clients run on the hub's own, lower-priority thread
+//! anyone. Fan-out and clients run on the hub's own, lower-priority threads
 //! ([`delivery`]). With PostgreSQL, [`relay`] carries publishes to the other hosts
 //! sharing the database. A publish made inside an open store transaction is
 //! held until the transaction commits, and dropped if it rolls back.
@@ -89,7 +89,7 @@ impl Hub {
         Ok(Arc::new(Self { topics: RwLock::default(), delivery, next_id: AtomicU64::new(1), relay }))
     }
 
-    /// Where a subscriber's connection is served: the hub's thread.
+    /// Where a subscriber's connection is served: the hub's threads.
     pub fn delivery(&self) -> &delivery::Delivery {
         &self.delivery
     }
@@ -168,7 +168,7 @@ async fn fan_out(subscribers: Subscribers, mut messages: mpsc::Receiver<HubMessa
         if dropped > 0 {
             tracing::info!(clients = dropped, "dropping clients that fell behind");
         }
-        // Clients share this thread: let them write what they were given
+        // Clients share these threads: let them write what they were given
         // before offering more, or a burst alone would overflow fast clients.
         tokio::task::yield_now().await;
     }

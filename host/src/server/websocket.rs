@@ -94,7 +94,7 @@ pub(super) fn accept(
     let subscription = app.hub().subscribe(&endpoint.topic, endpoint.buffer as usize);
     let upgrade = hyper::upgrade::on(&mut request);
     let span = tracing::info_span!("websocket", path = %endpoint.path, topic = %endpoint.topic, request_id);
-    // Served on the hub's thread, below the request workers' priority.
+    // Served on the hub's threads, below the request workers' priority.
     let hub = app.hub().clone();
     hub.delivery().spawn(
         async move {
