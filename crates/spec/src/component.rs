@@ -1,5 +1,5 @@
 //! What the host runs: one validated component (routes, grants, limits,
-//! queue and outbound settings) and the hub's WebSocket endpoints.
+//! queue, schedules and outbound settings) and the hub's WebSocket endpoints.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -10,6 +10,8 @@ use std::time::Duration;
 use crate::interface::HostInterface;
 use crate::name::ComponentName;
 use crate::route::RouteSpec;
+pub use crate::schedule::{Cron, ScheduleSpec};
+
 /// A WebSocket endpoint of the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSocketSpec {
@@ -69,6 +71,8 @@ pub struct ComponentSpec {
     pub outbound: OutboundSpec,
     /// Operator views: name → the GET path answering it.
     pub operator_views: BTreeMap<String, String>,
+    /// Jobs it gets on a timetable, into its own queue.
+    pub schedules: Vec<ScheduleSpec>,
 }
 
 /// Timeouts and caching of one component's outgoing HTTP requests.

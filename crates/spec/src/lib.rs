@@ -4,7 +4,7 @@
 //! patterns and the route table built from the specs.
 //!
 //! Modules depend one way: [`name`] → [`interface`] → [`route`] →
-//! [`component`] → [`router`] → [`manifest`].
+//! [`schedule`] → [`component`] → [`router`] → [`manifest`].
 
 #![deny(missing_docs)]
 
@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod name;
 pub mod route;
 pub mod router;
+pub mod schedule;
 
 pub use component::ComponentSpec;
 pub use interface::HostInterface;

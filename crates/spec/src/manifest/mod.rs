@@ -238,7 +238,9 @@ fn resolve_component(
             ));
         }
     }
-    Ok(ComponentSpec {
+    let schedules = resolve_schedules(&raw.schedules)?;
+    let spec = ComponentSpec {
+        schedules,
         operator_views: raw.operator_views.clone(),
         outbound,
         publish_topics: BTreeSet::new(),
@@ -252,7 +254,35 @@ fn resolve_component(
         grants: Grants { interfaces, outbound: Arc::new(origins), files, issue_tokens: Arc::new(issue_tokens) },
         limits,
         name,
-    })
+    };
+    if !spec.schedules.is_empty() && !spec.needs_database() {
+        return Err((
+            "schedules".into(),
+            "schedules enqueue jobs into the component's database, and it has none: grant it \"queue\" (or \"store\")"
+                .into(),
+        ));
+    }
+    Ok(spec)
+}
+
+fn resolve_schedules(raw: &[raw::RawSchedule]) -> Result<Vec<ScheduleSpec>, FieldError> {
+    let mut schedules: Vec<ScheduleSpec> = Vec::with_capacity(raw.len());
+    for (i, schedule) in raw.iter().enumerate() {
+        let field = |f: &str| format!("schedules[{i}].{f}");
+        crate::schedule::check_name(&schedule.name).map_err(|m| (field("name"), m))?;
+        if schedules.iter().any(|s| s.name == schedule.name) {
+            return Err((field("name"), format!("`{}` names another schedule of this component", schedule.name)));
+        }
+        let cron = Cron::parse(&schedule.cron).map_err(|m| (field("cron"), m))?;
+        if schedule.payload.len() > crate::schedule::MAX_SCHEDULE_PAYLOAD {
+            return Err((
+                field("payload"),
+                format!("is {} bytes; a job's payload is at most 1MiB", schedule.payload.len()),
+            ));
+        }
+        schedules.push(ScheduleSpec { name: schedule.name.clone(), cron, payload: schedule.payload.clone() });
+    }
+    Ok(schedules)
 }
 
 fn parse_rate_limit(raw: &raw::RawRateLimit) -> Result<RateLimit, String> {

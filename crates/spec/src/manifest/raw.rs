@@ -153,6 +153,27 @@ pub(crate) struct RawComponent {
     /// `outbound = { first_byte_timeout = "2s", cache_ttl = "60s" }`
     #[serde(default)]
     pub(crate) outbound: RawOutbound,
+
+    /// Jobs enqueued into the component's own queue at each due time of a
+    /// cron expression (UTC; 5 fields, or 6 with seconds first). The job's
+    /// queue is the schedule's name.
+    ///
+    /// `schedules = [{ name = "digest", cron = "0 * * * *", payload = "{}" }]`
+    #[serde(default)]
+    pub(crate) schedules: Vec<RawSchedule>,
+}
+
+/// One entry of `schedules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSchedule {
+    /// Unique within the component (a-z, 0-9, `-`, `_`): `name = "digest"`.
+    pub(crate) name: String,
+    /// When it comes due, in UTC: `cron = "0 * * * *"` or, with seconds, `cron = "*/10 * * * * *"`.
+    pub(crate) cron: String,
+    /// What each tick's job carries (empty when left out): `payload = "{}"`.
+    #[serde(default)]
+    pub(crate) payload: String,
 }
 
 /// `queue`.

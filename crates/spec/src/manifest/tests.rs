@@ -72,3 +72,38 @@ fn limits_inherit_defaults_and_override_per_component_and_route() {
     assert!(hello.grants.interfaces.contains(&HostInterface::Config));
     assert_eq!(hello.grants.outbound[0].to_string(), "http://127.0.0.1:9000");
 }
+
+#[test]
+fn schedules_are_parsed_in_order_with_their_payloads() {
+    let m = Manifest::parse(
+        Path::new("components.toml"),
+        r#"
+        [components.eye]
+        wasm = "eye.wasm"
+        routes = [{ path = "/eye/*" }]
+        grants = { interfaces = ["queue"] }
+        schedules = [
+          { name = "digest", cron = "0 * * * *", payload = '{"kind":"digest"}' },
+          { name = "fast", cron = "*/5 * * * * *" },
+        ]
+        "#,
+    )
+    .unwrap();
+    let eye = &m.components[&ComponentName::parse("eye").unwrap()];
+    let names: Vec<_> = eye.schedules.iter().map(|s| (s.name.as_str(), s.cron.as_str(), s.payload.as_str())).collect();
+    assert_eq!(names, [("digest", "0 * * * *", r#"{"kind":"digest"}"#), ("fast", "*/5 * * * * *", "")]);
+}
+
+#[test]
+fn a_schedule_payload_over_the_queue_cap_is_refused() {
+    let payload = "x".repeat((1 << 20) + 1);
+    let text = format!(
+        "[components.eye]\nwasm = \"eye.wasm\"\nroutes = [{{ path = \"/eye/*\" }}]\ngrants = {{ interfaces = [\"queue\"] }}\n\
+         schedules = [{{ name = \"big\", cron = \"0 * * * *\", payload = \"{payload}\" }}]\n"
+    );
+    let err = Manifest::parse(Path::new("components.toml"), &text).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "components.toml: component `eye`: field `schedules[0].payload`: is 1048577 bytes; a job's payload is at most 1MiB"
+    );
+}
