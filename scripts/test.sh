@@ -56,7 +56,7 @@ echo "==> running tests"
 # unification would then rebuild wasmtime (and everything above it) a second
 # time instead of reusing the host that scripts/build.sh just built.
 cargo test --release -p wharf -p wharf-spec -p wharf-auth -p wharf-store -p wharf-queue -p wharf-hub -p wharf-outbound \
-    -p wharf-runtime -p wharf-sqlite-sandbox -p wharf-fuzz-checks -p wharf-fuzz-replay "$@"
+    -p wharf-runtime -p wharf-sqlite-sandbox -p wharf-fuzz-checks -p wharf-fuzz-replay -p wharf-schedule "$@"
 # The guest library's and the components' own unit tests run natively.
 cargo test --release -p wharf-guest --features wharf-guest/reply,wharf-guest/url \
     -p mandrill -p eye -p content -p users "$@"

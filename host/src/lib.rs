@@ -121,6 +121,8 @@ pub async fn serve(mut options: ServeOptions) -> anyhow::Result<()> {
     registry.swap(loader.load_all(&manifest).await?);
     let (closing, shutdown) = tokio::sync::watch::channel(false);
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+    // Scheduled ticks go to the same queues, so they start and stop with the workers.
+    let ticker = wharf_schedule::Ticker::start(registry.clone(), workers_stopped.clone());
     let runtime = Runtime::start(registry, loader, options.manifest.clone(), workers_stopped);
     let app = Arc::new(App { runtime, hub, shutdown, connections: ConnectionTracker::new(options.limits.clone()) });
 
@@ -161,6 +163,9 @@ pub async fn serve(mut options: ServeOptions) -> anyhow::Result<()> {
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), goodbye).await;
     let _ = stop_workers.send(true);
+    if !ticker.join(std::time::Duration::from_secs(5)).await {
+        tracing::warn!("the schedule ticker did not stop in time; a tick it was taking is taken at the next start");
+    }
     if !runtime.join_workers(std::time::Duration::from_secs(30)).await {
         tracing::warn!("job workers did not finish in time; their jobs run again after their leases expire");
     }

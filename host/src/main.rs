@@ -65,6 +65,13 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// List the schedules of a running host (or of one component) with their last and next runs (UTC).
+    Schedules {
+        /// Only this component's.
+        name: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Apply every component's migrations, then exit.
     Migrate {
         /// The manifest.
@@ -176,6 +183,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Components { admin } => admin.client()?.print_components().await,
             Command::Reload { name, admin } => admin.client()?.reload(&name).await,
+            Command::Schedules { name, admin } => admin.client()?.print_schedules(name.as_deref()).await,
             Command::Migrate { manifest, data_dir, database_url } => {
                 wharf::migrate(&manifest, &data_dir, database_url.as_deref()).await
             }

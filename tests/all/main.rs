@@ -23,6 +23,7 @@ mod orders;
 mod queue;
 mod sandbox;
 mod scaffold;
+mod schedules;
 mod schemathesis;
 mod serving;
 mod standard_components;

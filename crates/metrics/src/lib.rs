@@ -63,6 +63,15 @@ pub struct ReloadLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of a scheduled tick.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ScheduleLabels {
+    /// The component.
+    pub component: String,
+    /// The schedule's name.
+    pub schedule: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct VersionLabels {
     component: String,
@@ -109,6 +118,7 @@ pub struct Metrics {
     jobs: Family<JobLabels, Gauge>,
     hub_clients: Family<TopicLabels, Gauge>,
     refused: Family<RefusalLabels, Counter>,
+    schedule_ticks: Family<ScheduleLabels, Counter>,
     /// Scrapes reset and refill the state gauges: one at a time.
     scraping: Mutex<()>,
 }
@@ -163,8 +173,15 @@ impl Metrics {
             "What a boundary refused, by kind: forged hub notifications, rate limits, connection caps",
             refused.clone(),
         );
+        let schedule_ticks = Family::default();
+        registry.register(
+            "schedule_ticks",
+            "Scheduled ticks this host enqueued a job for, by component and schedule",
+            schedule_ticks.clone(),
+        );
         Self {
             refused,
+            schedule_ticks,
             registry,
             requests,
             request_seconds,
@@ -206,6 +223,12 @@ impl Metrics {
     /// Records a hub notification dropped as forged, stale or replayed.
     pub fn hub_forgery_dropped(&self) {
         self.refused("hub_forgery");
+    }
+
+    /// Records a scheduled tick this host enqueued.
+    pub fn schedule_tick(&self, component: &str, schedule: &str) {
+        let labels = ScheduleLabels { component: component.to_owned(), schedule: schedule.to_owned() };
+        self.schedule_ticks.get_or_create(&labels).inc();
     }
 
     /// Records a reload.

@@ -10,8 +10,10 @@
 #![deny(missing_docs)]
 
 mod jobs;
+mod schedules;
 
 pub use jobs::{Claimed, DeadJob, JobCounts, Jobs, QueueError, backoff, now_ms};
+pub use schedules::{ScheduleRow, Schedules, Tick, TickOutcome};
 
 use std::sync::Arc;
 

@@ -115,6 +115,11 @@ impl LoadedComponent {
         self.db.as_ref().map(wharf_queue::Jobs::of)
     }
 
+    /// Its schedules' table, when it has a database.
+    pub fn schedules(&self) -> Option<wharf_queue::Schedules<'_>> {
+        self.db.as_ref().map(wharf_queue::Schedules::of)
+    }
+
     /// Wakes its idle workers (jobs became due outside a request).
     pub fn wake_workers(&self) {
         self.jobs_ready.notify_waiters();
@@ -249,6 +254,12 @@ impl Loader {
             }
         }
         let (pre, jobs, version, compile) = tokio::task::block_in_place(|| self.compile_and_link(spec))?;
+        if jobs.is_none() && !spec.schedules.is_empty() {
+            anyhow::bail!(
+                "component `{}` refused: its `schedules` enqueue jobs, but it does not export `wharf:host/job-handler`",
+                spec.name
+            );
+        }
         let openapi = match &spec.openapi {
             None => None,
             Some(path) => {
@@ -347,6 +358,10 @@ pub async fn prepare_database(database: &Database, spec: &ComponentSpec) -> anyh
         .ensure_table()
         .await
         .with_context(|| format!("failed to create the jobs table of `{name}`"))?;
+    wharf_queue::Schedules::of(&db)
+        .ensure_table()
+        .await
+        .with_context(|| format!("failed to create the schedules table of `{name}`"))?;
     if let Some(dir) = &spec.migrations {
         let files = wharf_store::migrate::read_dir(dir, database.kind())
             .with_context(|| format!("component `{name}` refused"))?;

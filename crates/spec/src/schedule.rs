@@ -38,9 +38,9 @@ impl Cron {
     /// (`@hourly`). Refuses an expression that never comes due.
     pub fn parse(text: &str) -> Result<Self, String> {
         let parser = CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
-        let parsed = parser.parse(text).map_err(|e| {
-            format!("`{text}` is not a cron expression (5 fields, or 6 with seconds first; UTC): {e}")
-        })?;
+        let parsed = parser
+            .parse(text)
+            .map_err(|e| format!("`{text}` is not a cron expression (5 fields, or 6 with seconds first; UTC): {e}"))?;
         let cron = Self { text: text.to_owned(), parsed };
         if cron.next_after(now_ms()).is_none() {
             return Err(format!("`{text}` never comes due"));

@@ -1,4 +1,4 @@
-//! The CLI side of the operator API: `wharf components` and `wharf reload`
+//! The CLI side of the operator API: `wharf components`, `wharf reload` and `wharf schedules`
 //! find the running host through `DATA_DIR/admin.addr` (or `--admin ADDR`)
 //! and print what it answers.
 
@@ -83,6 +83,32 @@ impl AdminClient {
         println!("{}@{}{previous} in {} ms", text(&body["name"]), text(&body["version"]), body["took"]);
         Ok(())
     }
+
+    /// `wharf schedules [NAME]`: one line per schedule, with its last and next runs (UTC).
+    pub async fn print_schedules(&self, component: Option<&str>) -> anyhow::Result<()> {
+        let path = match component {
+            Some(name) => format!("/components/{name}/schedules"),
+            None => "/schedules".to_owned(),
+        };
+        let body = self.call(reqwest::Method::GET, &path).await?;
+        for s in body["items"].as_array().into_iter().flatten() {
+            let owner = s["component"].as_str().or(component).unwrap_or("?");
+            let last = match (s["last_run"].as_i64(), s["last_job"].as_i64()) {
+                (Some(at), Some(job)) => format!("{} (job {job})", utc(at)),
+                (Some(at), None) => utc(at),
+                _ => "never".into(),
+            };
+            let next = s["next_run"].as_i64().map_or_else(|| "never".into(), utc);
+            println!("{owner}/{}  \"{}\"  last {last}  next {next}", text(&s["name"]), text(&s["cron"]));
+        }
+        Ok(())
+    }
+}
+
+/// Unix ms as RFC 3339 UTC, to the second.
+fn utc(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 fn text(value: &Value) -> String {

@@ -9,6 +9,8 @@
 //! | GET | `/components/{name}/jobs/dead` | its dead jobs (`?limit=&offset=`) |
 //! | POST | `/components/{name}/jobs/{id}/retry` | run a dead job again |
 //! | DELETE | `/components/{name}/jobs/{id}` | discard a dead job |
+//! | GET | `/components/{name}/schedules` | its schedules, with their last and next runs |
+//! | GET | `/schedules` | every component's schedules |
 //! | GET | `/components/{name}/views` | the operator views it offers |
 //! | GET | `/components/{name}/views/{view}` | one, answered by the component in-process |
 //! | GET | `/metrics` | Prometheus text |
@@ -149,6 +151,22 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, query: &str) -> Resu
                 format!("The new version was refused and the previous one keeps serving: {error}"),
             )),
         },
+        (&Method::GET, ["schedules"]) => {
+            let mut items = Vec::new();
+            for component in app.runtime().snapshot().components() {
+                for schedule in schedules(component).await? {
+                    let mut item = json!(schedule);
+                    item["component"] = json!(component.name().as_str());
+                    items.push(item);
+                }
+            }
+            Ok(json_response(StatusCode::OK, &json!({ "items": items, "total": items.len() })))
+        }
+        (&Method::GET, ["components", name, "schedules"]) => {
+            let component = component(app, name)?;
+            let items = schedules(&component).await?;
+            Ok(json_response(StatusCode::OK, &json!({ "items": items, "total": items.len() })))
+        }
         (&Method::GET, ["components", name, "views"]) => {
             let component = component(app, name)?;
             let views: Vec<Value> = component
@@ -202,7 +220,12 @@ async fn route(app: &Arc<App>, method: &Method, path: &str, query: &str) -> Resu
                 false => Err(no_dead_job(name, id)),
             }
         }
-        (_, ["healthz" | "metrics" | "components"] | ["components", _] | ["components", _, "reload"])
+        (
+            _,
+            ["healthz" | "metrics" | "components" | "schedules"]
+            | ["components", _]
+            | ["components", _, "reload" | "schedules"],
+        )
         | (_, ["components", _, "jobs" | "views", ..]) => {
             Err((StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on `{path}`.")))
         }
@@ -221,6 +244,13 @@ fn component(app: &App, name: &str) -> Result<std::sync::Arc<LoadedComponent>, F
 fn queue(component: &LoadedComponent) -> Result<wharf_queue::Jobs<'_>, Failure> {
     component.queue().ok_or_else(|| {
         (StatusCode::NOT_FOUND, "not_found", format!("Component `{}` has no queue.", component.spec().name))
+    })
+}
+
+async fn schedules(component: &LoadedComponent) -> Result<Vec<wharf_schedule::ScheduleStatus>, Failure> {
+    wharf_schedule::status(component).await.map_err(|error| {
+        tracing::warn!(%error, "operator API: database error");
+        (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "The database is unavailable; retry shortly.".into())
     })
 }
 
@@ -290,6 +320,7 @@ fn describe(component: &LoadedComponent) -> Value {
         },
         "instances_running": component.instances_running(),
         "handles_jobs": component.handles_jobs(),
+        "schedules": spec.schedules.iter().map(|s| json!({ "name": s.name, "cron": s.cron.as_str() })).collect::<Vec<_>>(),
     })
 }
 
