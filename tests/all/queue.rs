@@ -124,6 +124,45 @@ both_backends! {
     }
 }
 
+both_backends! {
+    async fn fast_jobs_are_claimed_in_batches_and_unstarted_ones_are_given_back(backend: Backend) {
+        const FAST: usize = 40;
+        const SLOW: usize = 4;
+        // A two-second lease: after a 1.1 s job, more than half of it is gone,
+        // so the worker must give back the rest of its batch rather than start them.
+        let manifest = storetest_manifest(
+            r#"queue = { workers = 1, lease = "2s" }
+        limits = { deadline = "1500ms" }"#,
+        );
+        let wharf = Wharf::start_on(&manifest, backend).await;
+        let job = |i: usize, sleep_ms: u64| json!({"enqueue": {"queue": "q", "payload": {"effect": format!("e{i}"), "sleep_ms": sleep_ms}}});
+        let steps: Vec<_> = (0..FAST).map(|i| job(i, 0)).chain((FAST..FAST + SLOW).map(|i| job(i, 1100))).collect();
+        let (status, body) = wharf.post_json("/store/tx", json!({"steps": steps, "then": "commit"})).await;
+        assert_eq!(status, 200, "{body}");
+
+        let all = i64::try_from(FAST + SLOW).unwrap();
+        eventually(Duration::from_secs(30), "every job done", || async {
+            (count(&wharf, "SELECT COUNT(*) FROM _wharf_jobs WHERE status = 'done'").await == all).then_some(())
+        })
+        .await;
+        let log = wharf.log();
+        let batches: Vec<usize> = log
+            .lines()
+            .filter(|l| l.contains("claimed jobs"))
+            .filter_map(|l| l.split("jobs=").nth(1)?.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert!(batches.iter().any(|&n| n > 1), "fast jobs were claimed one at a time: {batches:?}");
+        assert!(log.contains("gave back unstarted jobs"), "the batch holding the slow jobs was not given back");
+        assert_eq!(count(&wharf, "SELECT COUNT(*) FROM deliveries").await, all, "no job ran twice");
+        assert_eq!(count(&wharf, "SELECT COUNT(*) FROM effects").await, all);
+        assert_eq!(
+            count(&wharf, "SELECT COUNT(*) FROM _wharf_jobs WHERE attempts <> 1").await,
+            0,
+            "a given-back job's delivery is not counted"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_on_one_postgres_database_share_the_jobs() {
     let Some(backend) = Backend::postgres().await else {

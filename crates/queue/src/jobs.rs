@@ -62,39 +62,87 @@ impl<'a> Jobs<'a> {
         Ok(())
     }
 
-    /// Takes the next runnable job and leases it until `lease_until`: a due
-    /// queued job first, else one whose lease expired (its worker died). Two
-    /// statements rather than one `OR`, so each is a range scan of the
-    /// `(status, run_at, id)` index however many finished jobs the table keeps.
-    /// On PostgreSQL, `SKIP LOCKED` lets several hosts claim different jobs at once.
-    pub async fn claim(&self, lease_until: i64) -> Result<Option<Claimed>, QueueError> {
+    /// Takes up to `limit` runnable jobs and leases them until `lease_until`:
+    /// due queued jobs first, oldest first, then jobs whose lease expired
+    /// (their worker died). Two statements rather than one `OR`, so each is a
+    /// range scan of the `(status, run_at, id)` index however many finished
+    /// jobs the table keeps. On PostgreSQL, `SKIP LOCKED` lets several hosts
+    /// claim different jobs at once. The jobs come back in the order claimed.
+    pub async fn claim(&self, lease_until: i64, limit: u32) -> Result<Vec<Claimed>, QueueError> {
         let db = self.db;
         let now = now_ms();
+        let mut claimed = Vec::new();
         for (condition, order) in
             [("status = 'queued' AND run_at <= $2", "run_at, id"), ("status = 'running' AND lease_until < $2", "id")]
         {
+            let wanted = i64::from(limit) - i64::try_from(claimed.len()).unwrap_or(i64::MAX);
+            if wanted <= 0 {
+                break;
+            }
             let lock = match db {
                 ComponentDb::Sqlite(_) => "",
                 ComponentDb::Postgres(_) => "FOR UPDATE SKIP LOCKED",
             };
             let sql = format!(
-            "UPDATE _wharf_jobs SET status = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
-             WHERE id = (SELECT id FROM _wharf_jobs WHERE {condition} ORDER BY {order} LIMIT 1 {lock})
-             RETURNING id, queue, payload, CAST(attempts AS BIGINT) AS attempts, CAST(max_attempts AS BIGINT) AS max_attempts"
-        );
-            let row: Option<(i64, String, String, i64, i64)> = match db {
+                "UPDATE _wharf_jobs SET status = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2
+                 WHERE id IN (SELECT id FROM _wharf_jobs WHERE {condition} ORDER BY {order} LIMIT $3 {lock})
+                 RETURNING id, queue, payload, CAST(attempts AS BIGINT) AS attempts,
+                           CAST(max_attempts AS BIGINT) AS max_attempts, run_at"
+            );
+            let rows: Vec<(i64, String, String, i64, i64, i64)> = match db {
                 ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
-                    sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?
+                    sqlx::query_as(&sql).bind(lease_until).bind(now).bind(wanted).fetch_all(pool).await?
                 }
                 ComponentDb::Postgres(pool) => {
-                    sqlx::query_as(&sql).bind(lease_until).bind(now).fetch_optional(pool).await?
+                    sqlx::query_as(&sql).bind(lease_until).bind(now).bind(wanted).fetch_all(pool).await?
                 }
             };
-            if let Some((id, queue, payload, attempts, max_attempts)) = row {
-                return Ok(Some(Claimed { id, queue, payload, attempts, max_attempts }));
+            // RETURNING promises no order.
+            let mut rows = rows;
+            rows.sort_by_key(|&(id, .., run_at)| (run_at, id));
+            claimed.extend(rows.into_iter().map(|(id, queue, payload, attempts, max_attempts, _)| Claimed {
+                id,
+                queue,
+                payload,
+                attempts,
+                max_attempts,
+            }));
+        }
+        Ok(claimed)
+    }
+
+    /// Gives back claimed jobs that were never started (leased until
+    /// `lease_until`), as if they had not been claimed: runnable again at
+    /// once, the delivery not counted. A job whose lease already changed
+    /// hands is left alone.
+    pub async fn release(&self, ids: &[i64], lease_until: i64) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let set =
+            "UPDATE _wharf_jobs SET status = 'queued', attempts = attempts - 1, lease_until = NULL, updated_at = $1";
+        match self.db {
+            ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
+                sqlx::query(&format!(
+                    "{set} WHERE id IN (SELECT value FROM json_each($2)) AND status = 'running' AND lease_until = $3"
+                ))
+                .bind(now)
+                .bind(json_ids(ids))
+                .bind(lease_until)
+                .execute(pool)
+                .await?;
+            }
+            ComponentDb::Postgres(pool) => {
+                sqlx::query(&format!("{set} WHERE id = ANY($2) AND status = 'running' AND lease_until = $3"))
+                    .bind(now)
+                    .bind(ids)
+                    .bind(lease_until)
+                    .execute(pool)
+                    .await?;
             }
         }
-        Ok(None)
+        Ok(())
     }
 
     /// Marks the jobs `ids` done, in one statement.
@@ -105,14 +153,12 @@ impl<'a> Jobs<'a> {
         let now = now_ms();
         match self.db {
             ComponentDb::Sqlite(SqliteDb { pool, .. }) => {
-                // A JSON array of integers: no text of anyone's goes into it.
-                let ids = format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
                 sqlx::query(
                     "UPDATE _wharf_jobs SET status = 'done', lease_until = NULL, last_error = NULL, updated_at = $1
                      WHERE id IN (SELECT value FROM json_each($2))",
                 )
                 .bind(now)
-                .bind(ids)
+                .bind(json_ids(ids))
                 .execute(pool)
                 .await?;
             }
@@ -229,6 +275,12 @@ impl<'a> Jobs<'a> {
         };
         Ok(changed == 1)
     }
+}
+
+/// `ids` as a JSON array, for SQLite's `json_each`: integers only, so no
+/// text of anyone's goes into it.
+fn json_ids(ids: &[i64]) -> String {
+    format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
 }
 
 /// Milliseconds since the Unix epoch.

@@ -1,8 +1,10 @@
 //! Job workers: per component, `queue.workers` tasks that claim due jobs, run
 //! the component's `job-handler` on a fresh instance under the component's
 //! limits, and record the outcome (done, retry with backoff, or dead).
-//! Each job runs on the version of the component current when it is claimed,
-//! so a hot swap takes effect at the next job. A worker marks its done jobs
+//! A worker claims fast jobs several at a time ([`Pace`]) and runs them one
+//! after another; each runs on the version of the component current when it
+//! was claimed, so a hot swap takes effect at the next claim, within
+//! [`CLAIM_TIME`] or so. A worker marks its done jobs
 //! in batches ([`Done`]): one statement for up to [`DONE_BATCH`] jobs, at the
 //! latest [`DONE_WAIT`] after the first, and always before it idles or stops.
 //! Until then a done job keeps its lease, so a crash in between runs it again
@@ -26,6 +28,11 @@ use wharf_spec::manifest::ComponentName;
 /// How often an idle worker looks for due jobs it was not woken for
 /// (retries coming due, jobs enqueued by another host).
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Most jobs a worker claims in one statement.
+const MAX_CLAIM: u32 = 16;
+/// How long the jobs a worker claims at once should take to run, by its
+/// recent jobs: short, so a batch never holds jobs other workers could run.
+const CLAIM_TIME: Duration = Duration::from_millis(20);
 /// Most done jobs a worker marks in one statement.
 const DONE_BATCH: usize = 32;
 /// Longest a worker holds a done job before marking it (far below any lease).
@@ -80,6 +87,7 @@ impl WorkerPool {
 async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch::Receiver<bool>, index: u32) {
     let mut next_prune = std::time::Instant::now();
     let mut done = Done::default();
+    let mut pace = Pace::default();
     while !*shutdown.borrow() {
         let component = registry.snapshot().components.get(&name).cloned();
         if let Some(component) = &component {
@@ -108,20 +116,36 @@ async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch:
         // A slot first, then the claim: a claimed job never waits for a slot
         // while its lease runs out.
         let Ok(_slot) = component.job_slots.clone().acquire_owned().await else { return };
-        let lease_until = now_ms() + millis(component.spec.queue.lease);
+        let lease = component.spec.queue.lease;
+        let lease_until = now_ms() + millis(lease);
         let Some(jobs) = component.queue() else { continue };
-        match jobs.claim(lease_until).await {
-            Ok(Some(job)) => {
-                if let Some(id) = run(&component, jobs, job).await {
-                    done.push(id);
-                }
-            }
-            Ok(None) => {
+        match jobs.claim(lease_until, pace.claim_size()).await {
+            Ok(batch) if batch.is_empty() => {
                 done.mark(&component).await;
                 tokio::select! {
                     () = component.jobs_ready.notified() => {}
                     () = tokio::time::sleep(POLL_INTERVAL) => {}
                     _ = shutdown.changed() => {}
+                }
+            }
+            Ok(batch) => {
+                tracing::debug!(target: "wharf::queue", jobs = batch.len(), "claimed jobs");
+                let claimed_at = Instant::now();
+                let mut batch = batch.into_iter();
+                while let Some(job) = batch.next() {
+                    // Start no job once half the lease is gone, or the host is
+                    // stopping: give the rest back for any worker to take.
+                    if *shutdown.borrow() || claimed_at.elapsed() > lease / 2 {
+                        let rest: Vec<i64> = std::iter::once(job.id).chain(batch.by_ref().map(|j| j.id)).collect();
+                        tracing::debug!(target: "wharf::queue", jobs = rest.len(), "gave back unstarted jobs");
+                        record(jobs.release(&rest, lease_until).await);
+                        break;
+                    }
+                    let started = Instant::now();
+                    if let Some(id) = run(&component, jobs, job).await {
+                        done.push(id);
+                    }
+                    pace.record(started.elapsed());
                 }
             }
             Err(e) => {
@@ -132,6 +156,28 @@ async fn work(registry: Arc<Registry>, name: ComponentName, mut shutdown: watch:
     }
     if let Some(component) = registry.snapshot().components.get(&name) {
         done.mark(component).await;
+    }
+}
+
+/// How many jobs a worker claims in one statement: as many as it expects to
+/// finish within [`CLAIM_TIME`], judging by its recent jobs, so fast jobs are
+/// claimed in batches while slow ones stay spread over every worker.
+#[derive(Default)]
+struct Pace {
+    /// Moving mean of recent jobs' run time; `None` before the first.
+    mean: Option<Duration>,
+}
+
+impl Pace {
+    fn claim_size(&self) -> u32 {
+        let Some(mean) = self.mean else { return 1 };
+        let size = CLAIM_TIME.as_secs_f64() / mean.as_secs_f64().max(1e-6);
+        // Truncation is the intent: a whole number of jobs, at least one.
+        size.clamp(1.0, f64::from(MAX_CLAIM)) as u32
+    }
+
+    fn record(&mut self, took: Duration) {
+        self.mean = Some(self.mean.map_or(took, |mean| mean.mul_f64(0.8) + took.mul_f64(0.2)));
     }
 }
 
