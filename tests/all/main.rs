@@ -21,6 +21,7 @@ mod manifest;
 mod operator;
 mod orders;
 mod queue;
+mod reuse;
 mod sandbox;
 mod scaffold;
 mod schedules;

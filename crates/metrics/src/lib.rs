@@ -54,6 +54,16 @@ pub struct FailureLabels {
     pub kind: &'static str,
 }
 
+/// Labels of a reused instance's event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ReuseLabels {
+    /// The component.
+    pub component: String,
+    /// `reused` (served another request), or why it was dropped: `failed`
+    /// (trap, deadline or memory kill), `max_requests`, `idle` or `swapped`.
+    pub event: &'static str,
+}
+
 /// Labels of a reload.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -119,6 +129,7 @@ pub struct Metrics {
     hub_clients: Family<TopicLabels, Gauge>,
     refused: Family<RefusalLabels, Counter>,
     schedule_ticks: Family<ScheduleLabels, Counter>,
+    reuse: Family<ReuseLabels, Counter>,
     /// Scrapes reset and refill the state gauges: one at a time.
     scraping: Mutex<()>,
 }
@@ -179,9 +190,16 @@ impl Metrics {
             "Scheduled ticks this host enqueued a job for, by component and schedule",
             schedule_ticks.clone(),
         );
+        let reuse = Family::default();
+        registry.register(
+            "instance_reuse",
+            "Instances of components with `reuse`: requests served by a kept instance, and instances dropped, by why",
+            reuse.clone(),
+        );
         Self {
             refused,
             schedule_ticks,
+            reuse,
             registry,
             requests,
             request_seconds,
@@ -229,6 +247,11 @@ impl Metrics {
     pub fn schedule_tick(&self, component: &str, schedule: &str) {
         let labels = ScheduleLabels { component: component.to_owned(), schedule: schedule.to_owned() };
         self.schedule_ticks.get_or_create(&labels).inc();
+    }
+
+    /// Records a reused instance serving again (`reused`) or dropped (why).
+    pub fn instance_reuse(&self, component: &str, event: &'static str) {
+        self.reuse.get_or_create(&ReuseLabels { component: component.to_owned(), event }).inc();
     }
 
     /// Records a reload.

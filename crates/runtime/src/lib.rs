@@ -1,7 +1,7 @@
 //! The part of Wharf that runs components, below any server: the engine
 //! and its compile cache, grants and limits, the per-request state (the
 //! only type that names every capability), the linker, one way to run a
-//! guest ([`run::run_guest`], for HTTP and jobs alike), the registry of
+//! guest ([`run::run_http`], [`run::run_job`]), opt-in instance reuse, the registry of
 //! loaded components, hot reload and the job workers.
 //!
 //! [`Runtime`] ties them together for an embedder: it holds what is loaded
@@ -17,6 +17,7 @@ pub mod limits;
 pub mod linker;
 pub mod registry;
 pub mod reload;
+pub mod reuse;
 pub mod run;
 pub mod state;
 pub mod workers;

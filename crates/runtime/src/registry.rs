@@ -14,6 +14,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::compile_cache::{self, CacheOutcome, CompileCache};
+use crate::reuse::InstancePool;
 use crate::state::RequestState;
 use wharf_auth::AuthKey;
 use wharf_bindings::JobWorkerPre;
@@ -37,6 +38,8 @@ pub struct LoadedComponent {
     pub(crate) pre: ProxyPre<RequestState>,
     /// One permit per running instance (`limits.max_instances`).
     pub(crate) instances: Arc<Semaphore>,
+    /// Its idle instances, when it opted into reuse.
+    pub(crate) reuse: Option<Arc<InstancePool>>,
     /// Its database, when it has one.
     pub(crate) db: Option<ComponentDb>,
     /// Ready to instantiate for jobs, when it exports `job-handler`.
@@ -89,6 +92,11 @@ impl LoadedComponent {
     /// Instances running now.
     pub fn instances_running(&self) -> usize {
         (self.spec.limits.max_instances as usize).saturating_sub(self.instances.available_permits())
+    }
+
+    /// Its idle instances, when it opted into reuse.
+    pub fn instance_pool(&self) -> Option<&InstancePool> {
+        self.reuse.as_deref()
     }
 
     /// Whether it exports `job-handler` (and so has workers).
@@ -180,13 +188,21 @@ impl Registry {
     }
 
     /// Replaces the served snapshot atomically; tokens verify against the
-    /// issue grants of the components it serves.
+    /// issue grants of the components it serves. Versions no longer served
+    /// drop their idle instances; their busy ones finish and are dropped.
     pub fn swap(&self, snapshot: Snapshot) {
         if let Some(any) = snapshot.components.values().next() {
             let grants = snapshot.components.values().map(|c| (c.spec.name.as_str(), &*c.spec.grants.issue_tokens));
             any.auth.set_issuers(grants);
         }
-        self.current.store(Arc::new(snapshot));
+        let old = self.current.swap(Arc::new(snapshot));
+        let new = self.current.load();
+        for (name, component) in &old.components {
+            let kept = new.components.get(name).is_some_and(|c| Arc::ptr_eq(c, component));
+            if let (false, Some(pool)) = (kept, &component.reuse) {
+                pool.retire();
+            }
+        }
     }
 }
 
@@ -275,6 +291,7 @@ impl Loader {
             loaded_at: SystemTime::now(),
             compile,
             instances: Arc::new(Semaphore::new(spec.limits.max_instances as usize)),
+            reuse: spec.reuse.map(|reuse| InstancePool::start(spec.name.as_str(), reuse)),
             db,
             job_worker: jobs,
             jobs_ready: Arc::new(Notify::new()),

@@ -1,8 +1,9 @@
 //! Running a guest, the same way for a client's request, an in-process
-//! call and a job: a fresh store (every capability's context, sandboxed
-//! WASI, the limits) → instantiate from the pre-instance → call the entry
-//! point under the component's deadline → say how it ended. The store is
-//! dropped with the run, which rolls back a transaction left open.
+//! call and a job: a store (every capability's context, sandboxed WASI,
+//! the limits) → instantiate from the pre-instance → call the entry point
+//! under the component's deadline → say how it ended. The store is dropped
+//! with the run, which rolls back a transaction left open, unless the
+//! component opted into reuse and the run ended well (see [`crate::reuse`]).
 
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use wharf_bindings::job_handler::Job;
 use crate::guest_output::GuestOutput;
 use crate::limits::{self, DeadlineExceeded, InstanceLimiter, MemoryCapExceeded};
 use crate::registry::LoadedComponent;
+use crate::reuse::Instance;
 use crate::state::RequestState;
 use wharf_auth::AuthCtx;
 use wharf_config_log::config::ConfigCtx;
@@ -28,10 +30,6 @@ use wharf_store::{ResultCaps, StoreCtx};
 /// in-process calls that led to it (0 for a client's request or a job).
 pub fn new_store(component: &LoadedComponent, depth: u8) -> Store<RequestState> {
     let spec = &component.spec;
-    let caps = ResultCaps {
-        rows: spec.limits.query_rows as usize,
-        bytes: usize::try_from(spec.limits.query_bytes).unwrap_or(usize::MAX),
-    };
     let state = RequestState {
         table: Default::default(),
         wasi: wasi_ctx(spec),
@@ -40,14 +38,53 @@ pub fn new_store(component: &LoadedComponent, depth: u8) -> Store<RequestState> 
         limiter: InstanceLimiter::new(spec.limits.memory),
         config: ConfigCtx::new(spec.config.clone()),
         log: LogCtx::new(spec.name.clone()),
-        db: StoreCtx::new(component.db.clone(), caps, Some(Instant::now() + spec.limits.deadline)),
-        queue: QueueCtx::new(component.jobs_ready.clone(), spec.queue.max_attempts),
+        db: db_ctx(component),
+        queue: queue_ctx(component),
         hub: component.hub.clone(),
-        auth: AuthCtx::new(component.auth.clone(), spec.name.as_str(), spec.grants.issue_tokens.clone()),
+        auth: auth_ctx(component),
     };
     let mut store = Store::new(component.pre.engine(), state);
     limits::apply(&mut store, spec.limits.deadline);
     store
+}
+
+/// The instance one HTTP request runs in: with `reuse`, an idle one renewed
+/// for this request when there is one; otherwise a fresh store.
+pub fn instance_for(component: &LoadedComponent, depth: u8) -> Instance {
+    let Some(mut instance) = component.reuse.as_ref().and_then(|pool| pool.take()) else {
+        return Instance::fresh(new_store(component, depth));
+    };
+    // What belongs to one request starts anew: its deadline, its database
+    // session (dropping the old one rolls back a transaction left open),
+    // its outbound depth, its queue and auth state. The guest's memory,
+    // globals and resource table carry over: that is what reuse is.
+    let state = instance.store.data_mut();
+    state.http = WasiHttpCtx::new();
+    state.outbound = component.outbound.for_depth(depth);
+    state.db = db_ctx(component);
+    state.queue = queue_ctx(component);
+    state.auth = auth_ctx(component);
+    limits::apply(&mut instance.store, component.spec.limits.deadline);
+    instance
+}
+
+/// The database session of one request, ending at its deadline.
+fn db_ctx(component: &LoadedComponent) -> StoreCtx {
+    let limits = &component.spec.limits;
+    let caps = ResultCaps {
+        rows: limits.query_rows as usize,
+        bytes: usize::try_from(limits.query_bytes).unwrap_or(usize::MAX),
+    };
+    StoreCtx::new(component.db.clone(), caps, Some(Instant::now() + limits.deadline))
+}
+
+fn queue_ctx(component: &LoadedComponent) -> QueueCtx {
+    QueueCtx::new(component.jobs_ready.clone(), component.spec.queue.max_attempts)
+}
+
+fn auth_ctx(component: &LoadedComponent) -> AuthCtx {
+    let spec = &component.spec;
+    AuthCtx::new(component.auth.clone(), spec.name.as_str(), spec.grants.issue_tokens.clone())
 }
 
 /// Sandboxed WASI: no environment, no arguments, no network, output to the
@@ -62,20 +99,6 @@ fn wasi_ctx(spec: &ComponentSpec) -> WasiCtx {
         }
     }
     builder.build()
-}
-
-/// Where a guest is entered.
-pub enum Entry {
-    /// `wasi:http/incoming-handler.handle`: the response goes to the
-    /// outparam's receiver, possibly before the run ends (streaming).
-    Http {
-        /// The request, as a resource of the store it was made in.
-        request: Resource<IncomingRequest>,
-        /// Where the guest sets its response.
-        response: Resource<ResponseOutparam>,
-    },
-    /// `wharf:host/job-handler.handle`.
-    Job(Job),
 }
 
 /// How a guest run failed.
@@ -100,32 +123,66 @@ pub enum RunError {
     LeftTransactionOpen,
 }
 
-/// Instantiates `component` in `store` and calls `entry` under the
-/// component's deadline. The store is dropped before this returns.
-pub async fn run_guest(
+/// Serves one request with `instance` (instantiating it first when it is
+/// fresh) under the component's deadline; the response goes to the
+/// outparam's receiver, possibly before the run ends (streaming). After a
+/// clean run a reusable instance goes back to its pool; otherwise it is
+/// dropped, which also rolls back a transaction left open.
+pub async fn run_http(
     component: &LoadedComponent,
-    mut store: Store<RequestState>,
-    entry: Entry,
+    mut instance: Instance,
+    request: Resource<IncomingRequest>,
+    response: Resource<ResponseOutparam>,
 ) -> Result<(), RunError> {
-    let is_job = matches!(entry, Entry::Job(_));
+    let store = &mut instance.store;
+    let proxy = &mut instance.proxy;
     let run = async {
-        match entry {
-            Entry::Http { request, response } => {
+        let proxy = match proxy {
+            Some(proxy) => proxy,
+            None => {
                 let started = Instant::now();
-                let proxy = component.pre.instantiate_async(&mut store).await?;
+                let instantiated = component.pre.instantiate_async(&mut *store).await?;
                 wharf_metrics::global().instantiated(component.spec.name.as_str(), started.elapsed());
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, request, response).await.map(Ok)
+                proxy.insert(instantiated)
             }
-            Entry::Job(job) => {
-                let Some(pre) = &component.job_worker else {
-                    return Ok(Err("the component no longer handles jobs".to_owned()));
-                };
-                let worker = pre.instantiate_async(&mut store).await?;
-                worker.wharf_host_job_handler().call_handle(&mut store, &job).await
-            }
-        }
+        };
+        proxy.wasi_http_incoming_handler().call_handle(&mut *store, request, response).await.map(Ok)
     };
-    match tokio::time::timeout(component.spec.limits.deadline, run).await {
+    let timed = tokio::time::timeout(component.spec.limits.deadline, run).await;
+    let outcome = ended(&instance.store, false, timed);
+    if let Some(pool) = &component.reuse {
+        match outcome {
+            Ok(()) => {
+                instance.served += 1;
+                pool.give_back(instance);
+            }
+            Err(_) => wharf_metrics::global().instance_reuse(component.spec.name.as_str(), "failed"),
+        }
+    }
+    outcome
+}
+
+/// Runs one job in a fresh instance of `component`'s job worker under the
+/// component's deadline. Jobs never reuse instances.
+pub async fn run_job(component: &LoadedComponent, mut store: Store<RequestState>, job: Job) -> Result<(), RunError> {
+    let run = async {
+        let Some(pre) = &component.job_worker else {
+            return Ok(Err("the component no longer handles jobs".to_owned()));
+        };
+        let worker = pre.instantiate_async(&mut store).await?;
+        worker.wharf_host_job_handler().call_handle(&mut store, &job).await
+    };
+    let timed = tokio::time::timeout(component.spec.limits.deadline, run).await;
+    ended(&store, true, timed)
+}
+
+/// How a run ended, from its timed result and what its store recorded.
+fn ended(
+    store: &Store<RequestState>,
+    is_job: bool,
+    timed: Result<wasmtime::Result<Result<(), String>>, tokio::time::error::Elapsed>,
+) -> Result<(), RunError> {
+    match timed {
         Err(_elapsed) => Err(RunError::Deadline),
         Ok(Err(error)) => Err(classify(error, store.data().limiter.memory_cap_hit)),
         Ok(Ok(Err(message))) => Err(RunError::Handler(message)),

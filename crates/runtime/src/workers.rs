@@ -22,7 +22,7 @@ use wharf_bindings::job_handler::Job;
 use wharf_queue::{Claimed, Jobs, QueueError, backoff, now_ms};
 
 use crate::registry::{LoadedComponent, Registry};
-use crate::run::{Entry, RunError, new_store, run_guest};
+use crate::run::{RunError, new_store, run_job};
 use wharf_spec::manifest::ComponentName;
 
 /// How often an idle worker looks for due jobs it was not woken for
@@ -257,7 +257,7 @@ async fn deliver(component: &LoadedComponent, job: &Claimed) -> Result<(), Strin
         payload: job.payload.clone(),
         attempt: u32::try_from(job.attempts).unwrap_or(u32::MAX),
     };
-    match run_guest(component, new_store(component, 0), Entry::Job(job)).await {
+    match run_job(component, new_store(component, 0), job).await {
         Ok(()) => Ok(()),
         Err(RunError::Handler(message)) => Err(message),
         Err(failure) => {

@@ -73,6 +73,9 @@ pub struct ComponentSpec {
     pub operator_views: BTreeMap<String, String>,
     /// Jobs it gets on a timetable, into its own queue.
     pub schedules: Vec<ScheduleSpec>,
+    /// Instance reuse, when its author opted in; `None`: a fresh instance
+    /// per request.
+    pub reuse: Option<ReuseSpec>,
 }
 
 /// Timeouts and caching of one component's outgoing HTTP requests.
@@ -110,6 +113,26 @@ impl ComponentSpec {
         self.migrations.is_some()
             || self.grants.interfaces.contains(&HostInterface::Store)
             || self.grants.interfaces.contains(&HostInterface::Queue)
+    }
+}
+
+/// Opt-in instance reuse (`reuse` in the manifest): what an instance may
+/// carry from one request to the next is the author's choice, not the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReuseSpec {
+    /// Requests one instance serves before it is dropped.
+    pub max_requests: u32,
+    /// Requests one instance serves at once (p3 only; p2 instances serve one
+    /// at a time).
+    pub max_concurrent: u32,
+    /// How long an idle instance is kept for its next request.
+    pub idle: Duration,
+}
+
+impl Default for ReuseSpec {
+    /// `wasmtime serve`'s defaults: 128 requests, 16 at once, 1 s idle.
+    fn default() -> Self {
+        Self { max_requests: 128, max_concurrent: 16, idle: Duration::from_secs(1) }
     }
 }
 

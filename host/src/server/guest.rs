@@ -1,9 +1,10 @@
 //! Runs one request through a component: take an instance slot (clients
 //! are refused at once, in-process callers wait), make the request and its
-//! response outparam in a fresh store, and hand both to
-//! [`wharf_runtime::run::run_guest`] in a task of its own; then turn how it
-//! ended into a response or a [`HostError`]. The instance (and its store)
-//! is dropped when the response body has been produced.
+//! response outparam in the instance's store (fresh, or kept when the
+//! component reuses instances), and hand both to
+//! [`wharf_runtime::run::run_http`] in a task of its own; then turn how it
+//! ended into a response or a [`HostError`]. The instance is dropped (or
+//! kept) when the response body has been produced.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::buffered_body::BufferedBody;
 use super::error::HostError;
 use wharf_runtime::registry::LoadedComponent;
-use wharf_runtime::run::{Entry, RunError, new_store, run_guest};
+use wharf_runtime::run::{RunError, instance_for, run_http};
 
 /// Serves `request` with `component`; `depth` counts the in-process calls
 /// that led here (0 for a client's request).
@@ -32,18 +33,19 @@ pub(super) async fn serve(
     // bounds the wait).
     let permit = component.instance_slot(depth > 0).await.ok_or_else(|| HostError::Overloaded(name.clone()))?;
 
-    let mut store = new_store(&component, depth);
+    let mut instance = instance_for(&component, depth);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let fail = |error: wasmtime::Error| HostError::ComponentFailed { component: name.clone(), error: error.into() };
-    let request = store.data_mut().http().new_incoming_request(Scheme::Http, request).map_err(fail)?;
-    let outparam = store.data_mut().http().new_response_outparam(sender).map_err(fail)?;
+    let http = instance.store_mut().data_mut();
+    let request = http.http().new_incoming_request(Scheme::Http, request).map_err(fail)?;
+    let outparam = http.http().new_response_outparam(sender).map_err(fail)?;
 
     // The guest runs in its own task so it can keep streaming the body after
     // it has handed over the response head.
     let task = tokio::spawn(
         async move {
             let _permit = permit;
-            run_guest(&component, store, Entry::Http { request, response: outparam }).await
+            run_http(&component, instance, request, outparam).await
         }
         .in_current_span(),
     );

@@ -16,7 +16,7 @@ pub use crate::name::ComponentName;
 use crate::route::RoutePattern;
 pub use crate::route::{RateLimit, RouteSpec};
 use crate::router::RouteTable;
-use raw::{RawComponent, RawLimits, RawManifest, RawOutbound, RawQueue, RawSize, RawWebSocket};
+use raw::{RawComponent, RawLimits, RawManifest, RawOutbound, RawQueue, RawReuse, RawSize, RawWebSocket};
 
 /// A manifest that failed to load or validate.
 #[derive(Debug, thiserror::Error)]
@@ -239,7 +239,9 @@ fn resolve_component(
         }
     }
     let schedules = resolve_schedules(&raw.schedules)?;
+    let reuse = raw.reuse.as_ref().map(resolve_reuse).transpose().map_err(|(f, m)| (format!("reuse.{f}"), m))?;
     let spec = ComponentSpec {
+        reuse,
         schedules,
         operator_views: raw.operator_views.clone(),
         outbound,
@@ -394,6 +396,27 @@ fn resolve_websocket(
         buffer: raw.buffer.unwrap_or(4096).max(1),
         max_client_message,
     })
+}
+
+fn resolve_reuse(raw: &RawReuse) -> Result<ReuseSpec, FieldError> {
+    let defaults = ReuseSpec::default();
+    let max_requests = raw.max_requests.unwrap_or(defaults.max_requests);
+    if !(1..=1_000_000).contains(&max_requests) {
+        return Err(("max_requests".into(), "must be between 1 and 1000000".into()));
+    }
+    let max_concurrent = raw.max_concurrent.unwrap_or(defaults.max_concurrent);
+    if !(1..=1024).contains(&max_concurrent) {
+        return Err(("max_concurrent".into(), "must be between 1 and 1024".into()));
+    }
+    let idle = match &raw.idle {
+        None => defaults.idle,
+        Some(text) => humantime::parse_duration(text)
+            .map_err(|e| ("idle".to_owned(), format!("`{text}` is not a duration like \"1s\": {e}")))?,
+    };
+    if idle.is_zero() || idle > Duration::from_secs(3600) {
+        return Err(("idle".into(), "must be longer than 0 and at most 1h".into()));
+    }
+    Ok(ReuseSpec { max_requests, max_concurrent, idle })
 }
 
 fn resolve_queue(raw: &RawQueue, limits: &Limits) -> Result<QueueSpec, FieldError> {

@@ -161,6 +161,27 @@ pub(crate) struct RawComponent {
     /// `schedules = [{ name = "digest", cron = "0 * * * *", payload = "{}" }]`
     #[serde(default)]
     pub(crate) schedules: Vec<RawSchedule>,
+
+    /// Opt-in instance reuse: an instance serves up to `max_requests`
+    /// requests and is dropped after `idle` without one. Left out, every
+    /// request gets a fresh instance.
+    ///
+    /// `reuse = { max_requests = 128, max_concurrent = 16, idle = "1s" }`
+    #[serde(default)]
+    pub(crate) reuse: Option<RawReuse>,
+}
+
+/// `reuse`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReuse {
+    /// Requests one instance serves before it is dropped: `max_requests = 128`.
+    pub(crate) max_requests: Option<u32>,
+    /// Requests one instance serves at once (p3; a p2 instance serves one at
+    /// a time): `max_concurrent = 16`.
+    pub(crate) max_concurrent: Option<u32>,
+    /// How long an instance waits for its next request: `idle = "1s"`.
+    pub(crate) idle: Option<String>,
 }
 
 /// One entry of `schedules`.

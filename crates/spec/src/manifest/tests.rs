@@ -107,3 +107,49 @@ fn a_schedule_payload_over_the_queue_cap_is_refused() {
         "components.toml: component `eye`: field `schedules[0].payload`: is 1048577 bytes; a job's payload is at most 1MiB"
     );
 }
+
+#[test]
+fn reuse_is_opt_in_with_wasmtime_serves_defaults() {
+    let m = Manifest::parse(
+        Path::new("components.toml"),
+        r#"
+        [components.fresh]
+        wasm = "a.wasm"
+        routes = [{ path = "/a" }]
+
+        [components.pure]
+        wasm = "b.wasm"
+        routes = [{ path = "/b" }]
+        reuse = {}
+
+        [components.tuned]
+        wasm = "c.wasm"
+        routes = [{ path = "/c" }]
+        reuse = { max_requests = 10, max_concurrent = 2, idle = "250ms" }
+        "#,
+    )
+    .unwrap();
+    let reuse = |name: &str| m.components[&ComponentName::parse(name).unwrap()].reuse;
+    assert_eq!(reuse("fresh"), None);
+    assert_eq!(reuse("pure"), Some(ReuseSpec { max_requests: 128, max_concurrent: 16, idle: Duration::from_secs(1) }));
+    assert_eq!(
+        reuse("tuned"),
+        Some(ReuseSpec { max_requests: 10, max_concurrent: 2, idle: Duration::from_millis(250) })
+    );
+}
+
+#[test]
+fn bad_reuse_settings_are_refused_naming_the_field() {
+    for (setting, field) in [
+        ("max_requests = 0", "reuse.max_requests"),
+        ("max_concurrent = 0", "reuse.max_concurrent"),
+        (r#"idle = "soon""#, "reuse.idle"),
+        (r#"idle = "0s""#, "reuse.idle"),
+        ("instances = 3", "instances"),
+    ] {
+        let text =
+            format!("[components.a]\nwasm = \"a.wasm\"\nroutes = [{{ path = \"/a\" }}]\nreuse = {{ {setting} }}\n");
+        let err = Manifest::parse(Path::new("components.toml"), &text).unwrap_err().to_string();
+        assert!(err.contains(field), "{setting}: {err}");
+    }
+}
