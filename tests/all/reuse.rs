@@ -1,10 +1,17 @@
 //! Opt-in instance reuse (`reuse` in the manifest): state carries over from
 //! one request to the next with it and never without it; a trap, a deadline
 //! or a memory kill, `max_requests`, `idle` and a hot swap each retire an
-//! instance, and the limits still hold per request and per instance.
+//! instance, and the limits still hold per request and per instance; a
+//! transaction a request left open ends with the request on both backends.
 
 use std::time::Duration;
 
+use serde_json::json;
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+use crate::both_backends;
+use crate::store::storetest_manifest;
 use crate::support::{Wharf, error_code};
 
 /// The same component twice: `reused` keeps its instance (one at a time, so
@@ -102,4 +109,38 @@ async fn a_hot_swap_retires_the_old_versions_instances() {
     assert_eq!(count(&wharf, "misbehave").await, 1, "the new version served from the old version's instance");
     let metrics = wharf.client.get(wharf.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"wharf_instance_reuse_total{component="reused",event="swapped"} 1"#), "{metrics}");
+}
+
+both_backends! {
+    async fn a_transaction_left_open_ends_with_its_request_not_with_the_instance(backend: Backend) {
+        let manifest = storetest_manifest("limits = { max_instances = 1 }\n        reuse = { idle = \"1h\" }");
+        let wharf = Wharf::start_on(&manifest, backend.clone()).await;
+        let insert = |name: &str| json!({"sql": "INSERT INTO items (name) VALUES ($1)", "params": [name]});
+        let (status, body) = wharf.post_json("/store/tx", json!({"steps": [insert("left-open")], "then": "return"})).await;
+        assert_eq!((status, &body["left_open"]), (200, &json!(true)), "{body}");
+
+        // The instance now sits idle; its transaction must already be gone.
+        match &backend {
+            Backend::Sqlite => {
+                let file = wharf.dir.join("data/db/storetest.sqlite");
+                let options = SqliteConnectOptions::new().filename(&file).busy_timeout(Duration::from_secs(2));
+                let mut outside = SqliteConnection::connect_with(&options).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut outside).await.expect("the idle instance still holds the write lock");
+                sqlx::query("ROLLBACK").execute(&mut outside).await.unwrap();
+            }
+            Backend::Postgres(_) => {
+                let sql = "SELECT COUNT(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()";
+                let (status, body) = wharf.post_json("/store/query", json!({"sql": sql, "params": []})).await;
+                assert_eq!(status, 200, "{body}");
+                assert_eq!(body["rows"][0][0], json!(0), "the idle instance still holds a transaction open");
+            }
+        }
+
+        // The same instance opens a transaction of its own and never sees the other.
+        let (status, body) = wharf.post_json("/store/tx", json!({"steps": [insert("committed")], "then": "commit"})).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = wharf.post_json("/store/query", json!({"sql": "SELECT name FROM items ORDER BY name", "params": []})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["rows"], json!([["committed"]]));
+    }
 }

@@ -153,6 +153,10 @@ pub async fn run_http(
     if let Some(pool) = &component.reuse {
         match outcome {
             Ok(()) => {
+                // End the request's database session now, not when the
+                // instance is next used: a transaction it left open would
+                // otherwise hold its locks while the instance sits idle.
+                instance.store.data_mut().db = db_ctx(component);
                 instance.served += 1;
                 pool.give_back(instance);
             }
