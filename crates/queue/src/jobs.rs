@@ -295,32 +295,41 @@ pub(crate) struct NewJob<'a> {
     pub(crate) max_attempts: u32,
     pub(crate) run_at: i64,
     pub(crate) idempotency_key: Option<&'a str>,
+    /// Its `created_at` and `updated_at`.
+    pub(crate) enqueued_at: i64,
+}
+
+/// The one statement that writes a job, for `enqueue` and for schedule
+/// ticks alike: nothing when the job's idempotency key is already used on
+/// its queue (then no id comes back).
+const INSERT: &str =
+    "INSERT INTO _wharf_jobs (queue, payload, max_attempts, run_at, idempotency_key, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6)
+     ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+     RETURNING id";
+
+impl NewJob<'_> {
+    /// [`INSERT`]'s parameters, in order.
+    fn params(&self) -> [Value; 6] {
+        [
+            Value::Text(self.queue.to_owned()),
+            Value::Text(self.payload.to_owned()),
+            Value::Integer(self.max_attempts.into()),
+            Value::Integer(self.run_at),
+            self.idempotency_key.map_or(Value::Null, |k| Value::Text(k.to_owned())),
+            Value::Integer(self.enqueued_at),
+        ]
+    }
 }
 
 /// Inserts a job through `store` (inside its transaction when one is open);
 /// with an idempotency key already used on the queue, returns that job's id.
 pub(crate) async fn insert(store: &mut StoreCtx, job: NewJob<'_>) -> Result<i64, Error> {
-    let now = now_ms();
-    let key = job.idempotency_key.map_or(Value::Null, |k| Value::Text(k.to_owned()));
-    let inserted = store
-        .run_query(
-            "INSERT INTO _wharf_jobs (queue, payload, max_attempts, run_at, idempotency_key, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)
-             ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-             RETURNING id",
-            &[
-                Value::Text(job.queue.to_owned()),
-                Value::Text(job.payload.to_owned()),
-                Value::Integer(job.max_attempts.into()),
-                Value::Integer(job.run_at),
-                key.clone(),
-                Value::Integer(now),
-            ],
-        )
-        .await?;
+    let inserted = store.run_query(INSERT, &job.params()).await?;
     if let Some(id) = first_integer(&inserted.rows) {
         return Ok(id);
     }
+    let key = job.idempotency_key.map_or(Value::Null, |k| Value::Text(k.to_owned()));
     let existing = store
         .run_query(
             "SELECT id FROM _wharf_jobs WHERE queue = $1 AND idempotency_key = $2",
@@ -328,6 +337,30 @@ pub(crate) async fn insert(store: &mut StoreCtx, job: NewJob<'_>) -> Result<i64,
         )
         .await?;
     first_integer(&existing.rows).ok_or_else(|| Error::QueryFailed("the job vanished after a key conflict".into()))
+}
+
+/// Inserts a job on a connection of the host's own (in the caller's
+/// transaction, if it holds one), as [`insert`] does through a request's
+/// store; `None` when the job's idempotency key is already used on its queue.
+pub(crate) async fn insert_on<'c, E, DB>(conn: E, job: &NewJob<'_>) -> Result<Option<i64>, QueueError>
+where
+    E: sqlx::Executor<'c, Database = DB>,
+    DB: sqlx::Database,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let mut query = sqlx::query_scalar(INSERT);
+    for param in job.params() {
+        query = match param {
+            Value::Integer(i) => query.bind(i),
+            Value::Text(t) => query.bind(Some(t)),
+            Value::Null => query.bind(None::<String>),
+            Value::Real(_) | Value::Blob(_) => unreachable!("a job's parameters are integers and text"),
+        };
+    }
+    Ok(query.fetch_optional(conn).await?)
 }
 
 fn first_integer(rows: &[Vec<Value>]) -> Option<i64> {

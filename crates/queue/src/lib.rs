@@ -6,6 +6,11 @@
 //! and settle jobs through it, and the operator API, metrics and readiness
 //! read and repair the queue through it. The workers themselves (which
 //! instantiate components) live in the runtime.
+//!
+//! [`Schedules`] keeps durable cron ticks beside the jobs (`_wharf_schedules`):
+//! the host's ticker takes each due tick through it, which enqueues that
+//! tick's job exactly once across hosts and restarts, through the same
+//! insert as `enqueue`.
 
 #![deny(missing_docs)]
 
@@ -73,12 +78,14 @@ impl Host for QueueView<'_> {
             return Err(Error::Invalid("max-attempts must be at least 1".into()));
         }
         let delay = i64::try_from(options.delay_ms.unwrap_or(0)).unwrap_or(i64::MAX / 2);
+        let now = jobs::now_ms();
         let job = jobs::NewJob {
             queue: &queue_name,
             payload: &payload,
             max_attempts,
-            run_at: jobs::now_ms().saturating_add(delay),
+            run_at: now.saturating_add(delay),
             idempotency_key: options.idempotency_key.as_deref(),
+            enqueued_at: now,
         };
         let id = jobs::insert(self.store, job).await.map_err(|e| Error::Unavailable(format!("{e:?}")))?;
         if self.store.in_transaction() {

@@ -8,7 +8,7 @@
 
 use wharf_store::{ComponentDb, SqliteDb};
 
-use crate::jobs::QueueError;
+use crate::jobs::{self, NewJob, QueueError};
 
 /// The schedules table of one component's database.
 #[derive(Clone, Copy)]
@@ -33,6 +33,21 @@ pub struct Tick<'a> {
     pub latest: Option<i64>,
     /// The first tick after `now`.
     pub next: i64,
+}
+
+impl Tick<'_> {
+    /// The job a tick enqueues: due at once, on the queue named after the
+    /// schedule, under `key`.
+    fn job<'k>(&'k self, key: &'k str) -> NewJob<'k> {
+        NewJob {
+            queue: self.name,
+            payload: self.payload,
+            max_attempts: self.max_attempts,
+            run_at: self.now,
+            idempotency_key: Some(key),
+            enqueued_at: self.now,
+        }
+    }
 }
 
 /// What [`Schedules::take`] did.
@@ -79,14 +94,6 @@ const UPSERT: &str = "INSERT INTO _wharf_schedules (name, cron, next_tick, updat
 /// concurrent winner committed; SQLite has one writer).
 const TAKE: &str = "UPDATE _wharf_schedules SET last_tick = $3, next_tick = $4, updated_at = $5
      WHERE name = $1 AND cron = $2 AND next_tick <= $5";
-
-/// The tick's job: the same row `wharf:host/queue`'s `enqueue` writes (its
-/// `insert` goes through a request's store context, so it is repeated here).
-const INSERT_JOB: &str =
-    "INSERT INTO _wharf_jobs (queue, payload, max_attempts, run_at, idempotency_key, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $4, $4)
-     ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-     RETURNING id";
 
 const RECORD_JOB: &str = "UPDATE _wharf_schedules SET last_job = $2 WHERE name = $1";
 
@@ -149,14 +156,8 @@ impl<'a> Schedules<'a> {
                     tx.commit().await?;
                     return Ok(TickOutcome::NotDue);
                 }
-                let job: Option<i64> = sqlx::query_scalar(INSERT_JOB)
-                    .bind(tick.name)
-                    .bind(tick.payload)
-                    .bind(i64::from(tick.max_attempts))
-                    .bind(tick.now)
-                    .bind(format!("schedule:{}:{latest}", tick.name))
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let key = format!("schedule:{}:{latest}", tick.name);
+                let job = jobs::insert_on(&mut *tx, &tick.job(&key)).await?;
                 if let Some(id) = job {
                     sqlx::query(RECORD_JOB).bind(tick.name).bind(id).execute(&mut *tx).await?;
                 }
