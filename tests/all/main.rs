@@ -20,6 +20,7 @@ mod mandrill;
 mod manifest;
 mod operator;
 mod orders;
+mod p3;
 mod queue;
 mod reuse;
 mod sandbox;

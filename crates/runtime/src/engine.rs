@@ -45,6 +45,8 @@ pub fn build(instances: u32) -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
+        // WASIp3 (`wasi:http/service@0.3.0`): async exports and streams.
+        .wasm_component_model_async(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).map_err(anyhow::Error::from).context("failed to configure the wasmtime engine")

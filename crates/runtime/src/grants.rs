@@ -51,7 +51,8 @@ fn check_import(import: &str, spec: &ComponentSpec) -> Result<(), GrantError> {
             Err(_) => Err(GrantError::Unknown(import.to_owned())),
         };
     }
-    if import.starts_with("wasi:http/outgoing-handler") {
+    // p2's outgoing-handler and p3's client both send requests out.
+    if import.starts_with("wasi:http/outgoing-handler") || import.starts_with("wasi:http/client@") {
         return if spec.grants.outbound.is_empty() { Err(GrantError::NoOutbound(import.to_owned())) } else { Ok(()) };
     }
     if import.starts_with("wasi:sockets/") {
@@ -97,5 +98,17 @@ mod tests {
         assert!(matches!(check_import("wasi:sockets/tcp@0.2.6", &some), Err(GrantError::Sockets(_))));
         assert_eq!(check_import("wasi:io/streams@0.2.6", &none), Ok(()));
         assert!(matches!(check_import("acme:evil/api", &none), Err(GrantError::Unknown(_))));
+    }
+
+    #[test]
+    fn wasip3_imports_are_checked_like_wasip2_ones() {
+        let none = spec("{}");
+        assert!(matches!(check_import("wasi:http/client@0.3.0", &none), Err(GrantError::NoOutbound(_))));
+        let some = spec(r#"{ outbound = ["http://127.0.0.1:9000"] }"#);
+        assert_eq!(check_import("wasi:http/client@0.3.0", &some), Ok(()));
+        assert_eq!(check_import("wasi:http/types@0.3.0", &none), Ok(()));
+        assert!(matches!(check_import("wasi:sockets/types@0.3.0", &some), Err(GrantError::Sockets(_))));
+        // Importing a handler (a middleware's world) is not something this host provides.
+        assert!(matches!(check_import("wasi:http/handler@0.3.0", &some), Err(GrantError::Unknown(_))));
     }
 }

@@ -1,5 +1,5 @@
-//! The linker every component is instantiated with: sandboxed WASI,
-//! `wasi:http` through the outbound hooks, and every `wharf:host`
+//! The linker every component is instantiated with: sandboxed WASI (0.2
+//! and 0.3), `wasi:http` (0.2 and 0.3) through the outbound hooks, and every `wharf:host`
 //! capability. Adding a capability is one line here (and a field in
 //! [`RequestState`]); whether a component may actually import an interface
 //! is decided at load time by [`crate::grants`].
@@ -15,6 +15,13 @@ use crate::state::RequestState;
 pub fn add_to_linker(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wharf_outbound::add_to_linker(linker, |state| state.http())?;
+    // WASIp3 beside p2 (the names differ by version): a p3 component built
+    // with Rust std imports both. Never sockets.
+    wasmtime_wasi::p3::cli::add_to_linker(linker)?;
+    wasmtime_wasi::p3::clocks::add_to_linker(linker)?;
+    wasmtime_wasi::p3::random::add_to_linker(linker)?;
+    wasmtime_wasi::p3::filesystem::add_to_linker(linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(linker)?;
     wharf_config_log::config::add_to_linker(linker, |state| &mut state.config)?;
     wharf_config_log::log::add_to_linker(linker, |state| &mut state.log)?;
     wharf_store::add_to_linker(linker, |state| &mut state.db)?;

@@ -11,7 +11,9 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::handler::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::ProxyPre as P2Pre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::compile_cache::{self, CacheOutcome, CompileCache};
 use crate::reuse::InstancePool;
@@ -34,7 +36,8 @@ pub struct LoadedComponent {
     pub(crate) loaded_at: SystemTime,
     /// Whether loading compiled or reused the cache.
     pub(crate) compile: CacheOutcome,
-    /// Ready to instantiate per request.
+    /// Ready to instantiate per request: a WASIp2 `incoming-handler` or a
+    /// WASIp3 `handler` (told apart at load).
     pub(crate) pre: ProxyPre<RequestState>,
     /// One permit per running instance (`limits.max_instances`).
     pub(crate) instances: Arc<Semaphore>,
@@ -97,6 +100,19 @@ impl LoadedComponent {
     /// Its idle instances, when it opted into reuse.
     pub fn instance_pool(&self) -> Option<&InstancePool> {
         self.reuse.as_deref()
+    }
+
+    /// Whether it is a WASIp3 component (`wasi:http/handler@0.3`).
+    pub fn is_p3(&self) -> bool {
+        matches!(self.pre, ProxyPre::P3(_))
+    }
+
+    /// The engine it was compiled for.
+    pub(crate) fn engine(&self) -> &Engine {
+        match &self.pre {
+            ProxyPre::P2(pre) => pre.engine(),
+            ProxyPre::P3(pre) => pre.engine(),
+        }
     }
 
     /// Whether it exports `job-handler` (and so has workers).
@@ -331,9 +347,15 @@ impl Loader {
             .with_context(|| format!("failed to link component `{name}`"))?;
         // A component without a job handler simply gets no workers.
         let jobs = JobWorkerPre::new(instance_pre.clone()).ok();
-        let pre = ProxyPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("component `{name}` does not export `wasi:http/incoming-handler`"))?;
+        // The exports' types are checked, not just their names.
+        let pre = match ServicePre::new(instance_pre.clone()) {
+            Ok(p3) => ProxyPre::P3(p3),
+            Err(_) => ProxyPre::P2(P2Pre::new(instance_pre).map_err(anyhow::Error::from).with_context(|| {
+                format!(
+                    "component `{name}` exports neither `wasi:http/incoming-handler@0.2` nor `wasi:http/handler@0.3`"
+                )
+            })?),
+        };
         Ok((pre, jobs, digest[..12].to_owned(), compile))
     }
 

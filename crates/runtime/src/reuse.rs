@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
-use wasmtime_wasi_http::p2::bindings::Proxy;
+use wasmtime_wasi_http::handler::Proxy;
 
 use crate::state::RequestState;
 use wharf_spec::manifest::ReuseSpec;
@@ -22,7 +22,7 @@ use wharf_spec::manifest::ReuseSpec;
 /// One instance and its store, fresh or kept from earlier requests.
 pub struct Instance {
     pub(crate) store: Store<RequestState>,
-    /// `None` until instantiated in `store`.
+    /// `None` until instantiated in `store`; p2 or p3 as the component is.
     pub(crate) proxy: Option<Proxy>,
     /// Requests it has served.
     pub(crate) served: u32,

@@ -7,11 +7,13 @@
 
 use std::time::Instant;
 
-use wasmtime::Store;
 use wasmtime::component::Resource;
+use wasmtime::{AsContextMut, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx};
-use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::handler::{Prepared, Proxy};
 use wasmtime_wasi_http::p2::bindings::http::types::{IncomingRequest, ResponseOutparam};
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpView};
 use wharf_bindings::job_handler::Job;
 
 use crate::guest_output::GuestOutput;
@@ -43,7 +45,7 @@ pub fn new_store(component: &LoadedComponent, depth: u8) -> Store<RequestState> 
         hub: component.hub.clone(),
         auth: auth_ctx(component),
     };
-    let mut store = Store::new(component.pre.engine(), state);
+    let mut store = Store::new(component.engine(), state);
     limits::apply(&mut store, spec.limits.deadline);
     store
 }
@@ -123,8 +125,8 @@ pub enum RunError {
     LeftTransactionOpen,
 }
 
-/// Serves one request with `instance` (instantiating it first when it is
-/// fresh) under the component's deadline; the response goes to the
+/// Serves one WASIp2 request with `instance` (instantiating it first when
+/// it is fresh) under the component's deadline; the response goes to the
 /// outparam's receiver, possibly before the run ends (streaming). After a
 /// clean run a reusable instance goes back to its pool; otherwise it is
 /// dropped, which also rolls back a transaction left open.
@@ -134,36 +136,95 @@ pub async fn run_http(
     request: Resource<IncomingRequest>,
     response: Resource<ResponseOutparam>,
 ) -> Result<(), RunError> {
-    let store = &mut instance.store;
-    let proxy = &mut instance.proxy;
+    let (store, proxy) = (&mut instance.store, &mut instance.proxy);
     let run = async {
-        let proxy = match proxy {
-            Some(proxy) => proxy,
-            None => {
-                let started = Instant::now();
-                let instantiated = component.pre.instantiate_async(&mut *store).await?;
-                wharf_metrics::global().instantiated(component.spec.name.as_str(), started.elapsed());
-                proxy.insert(instantiated)
-            }
+        let Proxy::P2(proxy) = instantiated(component, store, proxy).await? else {
+            wasmtime::bail!("a WASIp3 component was served as WASIp2");
         };
         proxy.wasi_http_incoming_handler().call_handle(&mut *store, request, response).await.map(Ok)
     };
     let timed = tokio::time::timeout(component.spec.limits.deadline, run).await;
     let outcome = ended(&instance.store, false, timed);
-    if let Some(pool) = &component.reuse {
-        match outcome {
-            Ok(()) => {
-                // End the request's database session now, not when the
-                // instance is next used: a transaction it left open would
-                // otherwise hold its locks while the instance sits idle.
-                instance.store.data_mut().db = db_ctx(component);
-                instance.served += 1;
-                pool.give_back(instance);
-            }
-            Err(_) => wharf_metrics::global().instance_reuse(component.spec.name.as_str(), "failed"),
-        }
-    }
+    keep_or_drop(component, instance, &outcome);
     outcome
+}
+
+/// What a WASIp3 guest answered: a response whose body it may still be
+/// writing, or the error code it returned instead.
+pub type P3Answer = Result<http::Response<WasiBody>, P3ErrorCode>;
+
+/// Serves one WASIp3 request with `instance`, one at a time like p2, under
+/// the component's deadline. The answer goes to `answer` as soon as the
+/// guest returns it; the run goes on until the guest's last task (writing
+/// the body, say) has ended. A trap before the answer drops `answer`, and
+/// the returned error says why.
+pub async fn run_http_p3(
+    component: &LoadedComponent,
+    mut instance: Instance,
+    request: http::Request<WasiBody>,
+    answer: tokio::sync::oneshot::Sender<P3Answer>,
+) -> Result<(), RunError> {
+    let (store, proxy) = (&mut instance.store, &mut instance.proxy);
+    let run = async {
+        let proxy = instantiated(component, store, proxy).await?;
+        store
+            .run_concurrent(async |accessor| {
+                let (sent, received) = futures_channel::oneshot::channel();
+                let prepared = accessor.with(|mut store| {
+                    Prepared::new(store.as_context_mut(), proxy, request, RequestState::http, sent)
+                })?;
+                // The deadline is enforced from outside the event loop (below).
+                prepared.run(accessor, std::future::pending()).await?;
+                match received.await {
+                    Ok(Ok(response)) => drop(answer.send(Ok(response))),
+                    Ok(Err(error)) => match error.downcast::<P3ErrorCode>() {
+                        Ok(code) => drop(answer.send(Err(code))),
+                        Err(trap) => return Err(trap),
+                    },
+                    Err(_) => wasmtime::bail!("the guest ended without an answer"),
+                }
+                // The guest may still be writing the body from a task of its own.
+                std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
+                Ok(Ok(()))
+            })
+            .await?
+    };
+    let timed = tokio::time::timeout(component.spec.limits.deadline, run).await;
+    let outcome = ended(&instance.store, false, timed);
+    keep_or_drop(component, instance, &outcome);
+    outcome
+}
+
+/// `instance`'s proxy, instantiating it first in its store when it is fresh.
+async fn instantiated<'a>(
+    component: &LoadedComponent,
+    store: &mut Store<RequestState>,
+    proxy: &'a mut Option<Proxy>,
+) -> wasmtime::Result<&'a Proxy> {
+    if proxy.is_none() {
+        let started = Instant::now();
+        let fresh = component.pre.instantiate_async(&mut *store).await?;
+        wharf_metrics::global().instantiated(component.spec.name.as_str(), started.elapsed());
+        *proxy = Some(fresh);
+    }
+    proxy.as_ref().ok_or_else(|| wasmtime::format_err!("no instance"))
+}
+
+/// After a clean run a reusable instance goes back to its pool; after any
+/// failure it is dropped here.
+fn keep_or_drop(component: &LoadedComponent, mut instance: Instance, outcome: &Result<(), RunError>) {
+    let Some(pool) = &component.reuse else { return };
+    match outcome {
+        Ok(()) => {
+            // End the request's database session now, not when the
+            // instance is next used: a transaction it left open would
+            // otherwise hold its locks while the instance sits idle.
+            instance.store.data_mut().db = db_ctx(component);
+            instance.served += 1;
+            pool.give_back(instance);
+        }
+        Err(_) => wharf_metrics::global().instance_reuse(component.spec.name.as_str(), "failed"),
+    }
 }
 
 /// Runs one job in a fresh instance of `component`'s job worker under the

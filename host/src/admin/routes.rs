@@ -318,7 +318,14 @@ fn describe(component: &LoadedComponent) -> Value {
             "max_instances": max,
             "max_body": spec.limits.max_body,
         },
+        "wasi": if component.is_p3() { "p3" } else { "p2" },
+        "reuse": spec.reuse.map(|r| json!({
+            "max_requests": r.max_requests,
+            "max_concurrent": r.max_concurrent,
+            "idle_ms": u64::try_from(r.idle.as_millis()).unwrap_or(u64::MAX),
+        })),
         "instances_running": component.instances_running(),
+        "instances_idle": component.instance_pool().map_or(0, |pool| pool.idle_instances()),
         "handles_jobs": component.handles_jobs(),
         "schedules": spec.schedules.iter().map(|s| json!({ "name": s.name, "cron": s.cron.as_str() })).collect::<Vec<_>>(),
     })

@@ -4,7 +4,8 @@
 //! target). It is the p3 counterpart of `std-proxy`, for checking that a
 //! host serves WASIp3 components as `wasmtime serve` does:
 //!
-//! - `GET /` (any query): 200, `text/plain`, a one-line greeting;
+//! - `GET /` or any path ending in `/` (any query): 200, `text/plain`, a
+//!   one-line greeting (so it can be routed under a prefix);
 //! - another path: 404; another method: 405 (each with a one-line body).
 //!
 //! The body is a `stream<u8>` the guest writes from a task spawned beside
@@ -26,7 +27,8 @@ impl wasip3::exports::http::handler::Guest for P3Hello {
         let path = request.get_path_with_query();
         let path = path.as_deref().map(|p| p.split_once('?').map_or(p, |(path, _)| path));
         let (status, body) = match (request.get_method(), path) {
-            (Method::Get, None | Some("" | "/")) => (200, GREETING),
+            (Method::Get, None | Some("")) => (200, GREETING),
+            (Method::Get, Some(p)) if p.ends_with('/') => (200, GREETING),
             (Method::Get, Some(_)) => (404, "not found\n"),
             _ => (405, "method not allowed\n"),
         };
