@@ -9,7 +9,8 @@ Needs: wrk (installed with apt-get when missing and run as root);
 `wasmtime` on PATH or in ~/.cache/wharf-bench/wasmtime-48.0.8/bin (row skipped if
 absent; install with: cargo install wasmtime-cli@48.0.8 --locked --no-default-features
 --features serve,run,cranelift,pooling-allocator,parallel-compilation,component-model-async
---root ~/.cache/wharf-bench/wasmtime-48.0.8). bench/run covers this and more.
+--root ~/.cache/wharf-bench/wasmtime-48.0.8). bench/run covers this and more,
+including the instance-reuse and WASIp3 rows (bench/lib/hello.py).
 """
 import argparse, os, re, shutil, socket, subprocess, sys, tempfile, time
 from pathlib import Path

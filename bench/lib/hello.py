@@ -22,6 +22,11 @@ WASMTIME_FORMS = [
     ("wasmtime serve, tuned + pagemap-scan", "+ " + " ".join(PAGEMAP[1::2]), PAGEMAP),
     ("wasmtime serve, p2 instance reuse", "--max-instance-reuse-count 128", ["--max-instance-reuse-count", "128"]),
 ]
+# The same p3 component under `wasmtime serve`, with its default p3 reuse
+# (up to 128 requests per instance, 16 at once, 1 s idle).
+WASMTIME_P3_FORMS = [
+    ("wasmtime serve, p3, default reuse", "p3_hello.wasm, wasmtime serve -Scli", []),
+]
 
 
 def manifest():
@@ -29,6 +34,12 @@ def manifest():
     data["components"] |= component("hello", "hello.wasm", ["/hello/*"], grants={"interfaces": ["config", "log"]},
                                     config={"greeting": "Hello"}, limits={"max_instances": 1000})
     data["components"] |= component("hello-plain", "hello_plain.wasm", ["/plain/*"], limits={"max_instances": 1000})
+    # Opt-in reuse (docs/reuse.md) at wasmtime serve's defaults, and WASIp3.
+    data["components"] |= component("hello-plain-reuse", "hello_plain.wasm", ["/plain-reuse/*"],
+                                    limits={"max_instances": 1000}, reuse={})
+    data["components"] |= component("p3-hello", "p3_hello.wasm", ["/p3/*"], limits={"max_instances": 1000})
+    data["components"] |= component("p3-hello-reuse", "p3_hello.wasm", ["/p3-reuse/*"],
+                                    limits={"max_instances": 1000}, reuse={})
     data["components"] |= acme_components(ACME_LATENCY_MS)
     return data
 
@@ -60,7 +71,7 @@ class Target:
 def start_servers(args):
     """Starts every server of the section; returns (wharf host, targets, skipped rows)."""
     host = Host("hello", manifest())
-    log("hello: starting wharf (hello, hello-plain, acme, acme-data)")
+    log("hello: starting wharf (hello, hello-plain, with reuse, p3 hello, with reuse, acme, acme-data)")
     host.start()
     native_port = free_port()
     native = PROCS.start([BENCH_BIN / "native-hello", f"127.0.0.1:{native_port}"])
@@ -68,15 +79,19 @@ def start_servers(args):
         Target("wharf hello-plain", host.base + "/plain/", "fresh instance per request, no host imports"),
         Target("wharf hello", host.base + "/hello/", "fresh instance, config + log imports"),
         Target("native hyper", f"http://127.0.0.1:{native_port}/", "bench/src/bin/native-hello.rs"),
+        Target("wharf hello-plain, reuse", host.base + "/plain-reuse/", "p2, `reuse = {}` (128 requests per instance)"),
+        Target("wharf p3 hello", host.base + "/p3/", "WASIp3 (tests/components/p3-hello), fresh instance"),
+        Target("wharf p3 hello, reuse", host.base + "/p3-reuse/", "WASIp3, `reuse = {}`, one request at a time"),
     ]
     skipped = []
-    for name, note, flags in WASMTIME_FORMS:
+    forms = [(f, "hello_plain.wasm") for f in WASMTIME_FORMS] + [(f, "p3_hello.wasm") for f in WASMTIME_P3_FORMS]
+    for (name, note, flags), wasm in forms:
         if not args.wasmtime:
             skipped.append((name, note, getattr(args, "wasmtime_note", "not installed")))
             continue
         port = free_port()
         proc = PROCS.start([WASMTIME, "serve", "-Scli", *flags, "--addr", f"127.0.0.1:{port}",
-                            WASM / "hello_plain.wasm"], log_path=host.work / f"wasmtime-{port}.log")
+                            WASM / wasm], log_path=host.work / f"wasmtime-{port}.log")
         targets.append(Target(name, f"http://127.0.0.1:{port}/", note, proc))
     for t in targets:
         try:

@@ -81,6 +81,14 @@ def ratios_section(h, verdict):
     reuse = _cell(h, "wasmtime serve, p2 instance reuse").get("rps")
     out.append(f"| hello-plain / `wasmtime serve` p2 instance reuse (no target) | "
                f"{f'{plain / reuse:.2f}×' if plain and reuse else 'wasmtime not installed'} | – | |")
+    for label, ours, theirs in [
+        ("Wharf p2 reuse / `wasmtime serve` p2 reuse", "wharf hello-plain, reuse", "wasmtime serve, p2 instance reuse"),
+        ("Wharf p3 reuse / `wasmtime serve` p3 default reuse", "wharf p3 hello, reuse", "wasmtime serve, p3, default reuse"),
+    ]:
+        a, b = _cell(h, ours).get("rps"), _cell(h, theirs).get("rps")
+        value = a / b if a and b else None
+        shown = f"{value:.2f}×" if value else ("wasmtime not installed" if a else "–")
+        out.append(f"| {label} | {shown} | > 1× | {verdict(value, '>=', 1.0)} |")
     p99 = _cell(h, "wharf hello-plain").get("p99")
     out.append(f"| hello-plain p99 | {fmt_ms(p99)} ms | ≤ 5 ms | {verdict(p99, '<=', 5)} |")
     acme, hello_rps = _cell(h, "wharf acme, warm cache").get("rps"), _cell(h, "wharf hello").get("rps")

@@ -13,14 +13,28 @@ use crate::limits::EPOCH_TICK;
 /// components added by a later reload still fit.
 const MIN_POOL_INSTANCES: u32 = 1000;
 
+/// Instances the pool holds at most. Each of its memory slots reserves about
+/// 4 GiB of address space (two per instance): 10,000 instances reserve about
+/// 80 TiB of the 128 TiB a 64-bit Linux process has, leaving room for the
+/// rest of the host (14,000 could not be reserved here).
+const MAX_POOL_INSTANCES: u32 = 10_000;
+
 /// Bytes of each memory, table and stack slot kept resident between instances.
 const KEEP_RESIDENT: usize = 1 << 20;
 
 /// Builds the engine. `instances` is the sum of every component's
 /// `max_instances`; the pool keeps room for twice that, so a reload can run
-/// new instances while old ones drain.
+/// new instances while old ones drain, within [`MAX_POOL_INSTANCES`].
 pub fn build(instances: u32) -> anyhow::Result<Engine> {
-    let slots = instances.saturating_mul(2).max(MIN_POOL_INSTANCES);
+    let slots = instances.saturating_mul(2).clamp(MIN_POOL_INSTANCES, MAX_POOL_INSTANCES);
+    if instances > slots {
+        tracing::warn!(
+            max_instances = instances,
+            pool = slots,
+            "the components' max_instances add up to more than the instance pool holds; \
+             past it, requests fail with component_failed until instances end"
+        );
+    }
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
         .total_core_instances(slots.saturating_mul(2))
