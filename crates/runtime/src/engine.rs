@@ -95,3 +95,14 @@ impl Drop for EpochTicker {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_asking_for_more_instances_than_the_address_space_holds_still_gets_an_engine() {
+        // 20,000 × 2 slots would need more address space than a process has.
+        build(20_000).expect("the pool should be capped, not fail");
+    }
+}
